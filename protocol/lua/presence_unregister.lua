@@ -1,0 +1,16 @@
+-- Remove one connection; when it was the user's last live one, the user goes offline.
+-- KEYS as presence_register. ARGV[1] = user id, ARGV[2] = connection id.
+-- Returns how many live connections the user still has.
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[2])
+local live = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+if live == 0 then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+else
+  local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
+  redis.call('ZADD', KEYS[3], top, ARGV[1])
+end
+return live

@@ -1,0 +1,65 @@
+//! The payload published on a conversation's live channel (see [`crate::keys::Keys::live`]).
+//!
+//! Nodes parse every payload once per node, not once per recipient, so the format puts what
+//! routing needs in a tiny text header and leaves the envelope as opaque bytes to forward:
+//!
+//! - `m<seq> <envelope JSON>` — message number `<seq>` of the conversation;
+//! - `k<reason>` — close every connection of the inbox's user (`chat_kick`); reason may be empty.
+//!
+//! The Lua scripts write these; [`LiveEvent::parse`] reads them.
+
+/// One parsed live-channel payload, borrowing from the raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveEvent<'a> {
+    Message { seq: u64, envelope: &'a str },
+    Kick { reason: &'a str },
+}
+
+/// A payload that does not follow the format above (a foreign publisher on our channel).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed live-channel payload: {0}")]
+pub struct MalformedLive(&'static str);
+
+impl<'a> LiveEvent<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<Self, MalformedLive> {
+        let text = std::str::from_utf8(payload).map_err(|_| MalformedLive("not UTF-8"))?;
+        match text.as_bytes().first() {
+            Some(b'm') => {
+                let (seq, envelope) =
+                    text[1..].split_once(' ').ok_or(MalformedLive("message without envelope"))?;
+                let seq = seq.parse().map_err(|_| MalformedLive("bad sequence number"))?;
+                Ok(LiveEvent::Message { seq, envelope })
+            }
+            Some(b'k') => Ok(LiveEvent::Kick { reason: &text[1..] }),
+            _ => Err(MalformedLive("unknown event tag")),
+        }
+    }
+}
+
+/// Formats a message payload exactly as the push script does.
+pub fn message_payload(seq: u64, envelope: &str) -> String {
+    format!("m{seq} {envelope}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_messages_and_kicks() {
+        let p = message_payload(42, r#"{"a":1}"#);
+        assert_eq!(
+            LiveEvent::parse(p.as_bytes()).unwrap(),
+            LiveEvent::Message { seq: 42, envelope: r#"{"a":1}"# }
+        );
+        assert_eq!(LiveEvent::parse(b"kbye").unwrap(), LiveEvent::Kick { reason: "bye" });
+        assert_eq!(LiveEvent::parse(b"k").unwrap(), LiveEvent::Kick { reason: "" });
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        for p in [&b""[..], b"x", b"m12", b"mx {}", b"\xff"] {
+            assert!(LiveEvent::parse(p).is_err(), "{p:?}");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The client wire protocol: JSON text frames in both directions, error codes, close codes.
+//! `docs/PROTOCOL.md` is the prose version of this file; keep them in step.
+
+use serde::{Deserialize, Serialize};
+
+/// Close codes the sidecar uses. 1xxx are RFC 6455's; 4xxx are ours.
+pub mod close {
+    /// The node is shutting down; reconnect (to another node) and resume.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_UTF8: u16 = 1007;
+    /// The client kept flooding after being told it is rate limited.
+    pub const POLICY: u16 = 1008;
+    /// A frame or message exceeded the node's size limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// The node hit an internal error; reconnect and resume.
+    pub const INTERNAL: u16 = 1011;
+    /// The token is not valid (bad signature, malformed, wrong algorithm, bad subject).
+    pub const BAD_TOKEN: u16 = 4001;
+    /// The token has expired: fetch a new one from the app and reconnect.
+    pub const TOKEN_EXPIRED: u16 = 4002;
+    /// No token arrived in time (URL, header or first frame).
+    pub const AUTH_TIMEOUT: u16 = 4003;
+    /// The app closed this user's connections (`chat_kick`); do not reconnect automatically.
+    pub const KICKED: u16 = 4004;
+    /// The client read too slowly and its outbound queue overflowed; reconnect and resume.
+    pub const TOO_SLOW: u16 = 4009;
+    /// The client stopped answering pings.
+    pub const TIMEOUT: u16 = 4010;
+}
+
+/// Error codes carried by `{"type":"error"}` frames; the connection stays open after these.
+pub mod error {
+    pub const BAD_JSON: &str = "bad_json";
+    pub const UNKNOWN_TYPE: &str = "unknown_type";
+    pub const BAD_FRAME: &str = "bad_frame";
+    pub const BINARY_UNSUPPORTED: &str = "binary_unsupported";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
+}
+
+/// A frame a client sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// The token, as the first frame, when it was not given in the URL or a header.
+    Auth { token: String },
+    /// Application-level ping; answered with `pong` echoing `ref`.
+    Ping { r#ref: Option<serde_json::Value> },
+}
+
+/// Why a client frame was refused; [`WireError::code`] is the error frame's `code`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("frame is not a JSON object with a string \"type\": {0}")]
+    BadJson(String),
+    #[error("unknown frame type {0:?}; known types: auth, ping")]
+    UnknownType(String),
+    #[error("bad {kind} frame: {detail}")]
+    BadFrame { kind: &'static str, detail: String },
+}
+
+impl WireError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            WireError::BadJson(_) => error::BAD_JSON,
+            WireError::UnknownType(_) => error::UNKNOWN_TYPE,
+            WireError::BadFrame { .. } => error::BAD_FRAME,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct AuthBody {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct PingBody {
+    #[serde(default, rename = "ref")]
+    r: Option<serde_json::Value>,
+}
+
+/// Parses one client text frame.
+pub fn parse_client(text: &str) -> Result<ClientFrame, WireError> {
+    let head: Head<'_> = serde_json::from_str(text).map_err(|e| WireError::BadJson(e.to_string()))?;
+    let bad = |kind: &'static str| move |e: serde_json::Error| WireError::BadFrame { kind, detail: e.to_string() };
+    match head.kind.as_ref() {
+        "auth" => {
+            let b: AuthBody = serde_json::from_str(text).map_err(bad("auth"))?;
+            Ok(ClientFrame::Auth { token: b.token })
+        }
+        "ping" => {
+            let b: PingBody = serde_json::from_str(text).map_err(bad("ping"))?;
+            Ok(ClientFrame::Ping { r#ref: b.r })
+        }
+        other => Err(WireError::UnknownType(other.chars().take(64).collect())),
+    }
+}
+
+/// A frame the sidecar sends, other than message envelopes (which arrive pre-serialized).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame after authentication.
+    Welcome {
+        uid: String,
+        conn: String,
+        node: String,
+        /// The client should send something (a `ping` frame will do) at least this often.
+        heartbeat_ms: u64,
+        max_frame_bytes: usize,
+        /// Last sequence number per conversation at the moment live delivery started.
+        cursors: std::collections::BTreeMap<String, u64>,
+    },
+    Pong {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<serde_json::Value>,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+impl ServerFrame {
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ServerFrame::Error { code: code.to_owned(), message: message.into() }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_frames() {
+        assert_eq!(
+            parse_client(r#"{"type":"auth","token":"t"}"#).unwrap(),
+            ClientFrame::Auth { token: "t".into() }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"ping","ref":7}"#).unwrap(),
+            ClientFrame::Ping { r#ref: Some(7.into()) }
+        );
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert_eq!(parse_client("nope").unwrap_err().code(), error::BAD_JSON);
+        assert_eq!(parse_client("[1]").unwrap_err().code(), error::BAD_JSON);
+        assert_eq!(parse_client(r#"{"type":"zap"}"#).unwrap_err().code(), error::UNKNOWN_TYPE);
+        assert_eq!(parse_client(r#"{"type":"auth"}"#).unwrap_err().code(), error::BAD_FRAME);
+    }
+
+    #[test]
+    fn server_frames_serialize_with_type_tag() {
+        let j = ServerFrame::error(error::BAD_JSON, "x").to_json();
+        assert_eq!(j, r#"{"type":"error","code":"bad_json","message":"x"}"#);
+        assert_eq!(ServerFrame::Pong { r#ref: None }.to_json(), r#"{"type":"pong"}"#);
+    }
+}
