@@ -1,1 +1,82 @@
-fn main(){}
+//! `chat-sidecar`: entry point. Loads settings, connects to Redis, serves until SIGINT/SIGTERM,
+//! then closes every connection with 1001 and removes its presence before exiting.
+
+mod app;
+mod config;
+mod http;
+mod hub;
+mod metrics;
+mod presence;
+mod ratelimit;
+mod session;
+mod streams;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHAT_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match config::Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chat-sidecar: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-sidecar: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: config::Settings) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (CHAT_LISTEN): {e}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        node = %settings.node_id,
+        redis = %settings.redis_url_for_logs(),
+        namespace = %settings.namespace,
+        "starting"
+    );
+    let app = app::App::start(settings, shutdown.clone()).await?;
+    // Tests and scripts wait for this exact line; it carries the real port when 0 was asked.
+    println!("chat-sidecar listening on {addr}");
+    tracing::info!(%addr, "listening");
+    let stop = shutdown.clone();
+    axum::serve(listener, http::router(app.clone()))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    app.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), app.tasks.wait()).await.is_err() {
+        tracing::warn!("connections did not close within 10s");
+    }
+    app.presence.unregister_all().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}

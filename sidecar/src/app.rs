@@ -1,0 +1,95 @@
+//! The node's shared state, built once at start and handed to every connection.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_protocol::Keys;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::hub::{ConnId, Hub};
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+
+pub struct App {
+    pub settings: Settings,
+    pub keys: Keys,
+    /// Multiplexed connection for commands; reconnects by itself.
+    pub redis: ConnectionManager,
+    pub hub: Arc<Hub>,
+    pub presence: Arc<Presence>,
+    pub metrics: Arc<Metrics>,
+    pub origins: Vec<String>,
+    pub ws_config: WebSocketConfig,
+    /// Cancelled when the node shuts down.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them to deregister.
+    pub tasks: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+impl App {
+    /// Connects to Redis (retrying until it answers or shutdown) and starts background tasks.
+    pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Arc<App>> {
+        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_max_delay(Duration::from_secs(2));
+        let mut delay = Duration::from_millis(200);
+        let redis = loop {
+            match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(redis = %settings.redis_url_for_logs(), error = %e, "waiting for Redis");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for Redis"),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let metrics = Arc::new(Metrics::default());
+        let keys = Keys::new(settings.namespace.clone());
+        let hub = Hub::start(client, metrics.clone(), shutdown.clone());
+        let presence = Presence::new(keys.clone(), settings.presence_ttl_ms, redis.clone(), metrics.clone());
+        presence.spawn_refresher(shutdown.clone());
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(settings.read_buffer_bytes)
+            .write_buffer_size(settings.write_buffer_bytes)
+            .max_write_buffer_size(settings.write_buffer_bytes + 2 * settings.max_frame_bytes.max(64 * 1024))
+            .max_message_size(Some(settings.max_frame_bytes))
+            .max_frame_size(Some(settings.max_frame_bytes));
+        Ok(Arc::new(App {
+            origins: settings.origins(),
+            keys,
+            redis,
+            hub,
+            presence,
+            metrics,
+            ws_config,
+            shutdown,
+            tasks: TaskTracker::new(),
+            next_conn: AtomicU64::new(1),
+            settings,
+        }))
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Relaxed)
+    }
+
+    /// Whether a browser page from `origin` may connect.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match origin {
+            // Non-browser clients send no Origin; the token is their credential.
+            None => true,
+            Some(o) => self.origins.is_empty() || self.origins.iter().any(|a| a == o.trim_end_matches('/')),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Settings: built-in defaults, overridden by a TOML file, then `CHAT_*` environment
+//! variables, then command-line flags (the last one given wins).
+//!
+//! Each setting is declared once in [`settings!`], which generates the clap flag, the
+//! environment variable, the TOML key, the default and the `--help` text together, so the
+//! three sources cannot drift apart.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Deserialize;
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, env $env:literal; )*) => {
+        /// Values given on the command line or in the environment; `None` = not given.
+        #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Overrides {
+            $( $(#[doc = $doc])* #[arg(long, env = $env)] pub $name: Option<$ty>, )*
+        }
+
+        /// The effective settings of this node.
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Overrides {
+            /// Fills what `self` lacks from `lower`.
+            fn or(self, lower: Overrides) -> Overrides {
+                Overrides { $( $name: self.$name.or(lower.$name), )* }
+            }
+
+            fn resolve(self) -> Settings {
+                Settings { $( $name: self.$name.unwrap_or_else(|| $default), )* }
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on for WebSocket and HTTP; port 0 picks a free port.
+    listen: SocketAddr = "127.0.0.1:9501".parse().unwrap(), env "CHAT_LISTEN";
+    /// Redis URL (redis://[:password@]host:port[/db]); the PHP extension must use the same Redis.
+    redis_url: String = "redis://127.0.0.1:6379".into(), env "CHAT_REDIS_URL";
+    /// Key namespace in Redis; must equal the extension's chat.namespace.
+    namespace: String = "chat".into(), env "CHAT_NAMESPACE";
+    /// Shared secret for HS256 connect tokens; must equal the extension's chat.jwt_secret.
+    jwt_secret: String = String::new(), env "CHAT_JWT_SECRET";
+    /// Clock skew tolerated when checking token expiry, in seconds.
+    token_leeway_secs: u64 = 30, env "CHAT_TOKEN_LEEWAY_SECS";
+    /// This node's id in presence records; default: random per start.
+    node_id: String = format!("n{}", ulid::Ulid::new().to_string().to_lowercase()[16..].to_owned()), env "CHAT_NODE_ID";
+    /// Browser origins allowed to connect, comma-separated (e.g. https://shop.example); empty = any.
+    allowed_origins: String = String::new(), env "CHAT_ALLOWED_ORIGINS";
+    /// Largest frame or message a client may send, in bytes; larger ones close with 1009.
+    max_frame_bytes: usize = 64 * 1024, env "CHAT_MAX_FRAME_BYTES";
+    /// Frames a client may send per second, sustained.
+    rate_limit: u32 = 20, env "CHAT_RATE_LIMIT";
+    /// Frames a client may send in a burst above the sustained rate.
+    rate_burst: u32 = 40, env "CHAT_RATE_BURST";
+    /// Frames queued for one connection before it counts as too slow and is closed (4009).
+    outbound_queue: usize = 1024, env "CHAT_OUTBOUND_QUEUE";
+    /// A write to a client that takes longer than this closes the connection (4009), in ms.
+    write_timeout_ms: u64 = 10_000, env "CHAT_WRITE_TIMEOUT_MS";
+    /// Per-connection WebSocket read buffer, bytes (small keeps idle connections cheap).
+    read_buffer_bytes: usize = 4096, env "CHAT_READ_BUFFER_BYTES";
+    /// Per-connection WebSocket write buffer, bytes; frames already queued are batched up to it.
+    write_buffer_bytes: usize = 4096, env "CHAT_WRITE_BUFFER_BYTES";
+    /// Time a client has to send its token when it is not in the URL or a header, in ms.
+    auth_timeout_ms: u64 = 10_000, env "CHAT_AUTH_TIMEOUT_MS";
+    /// Interval of server pings, in ms; a client silent for 2.5 intervals is closed (4010).
+    heartbeat_ms: u64 = 25_000, env "CHAT_HEARTBEAT_MS";
+    /// Lifetime of a presence entry, in ms; the node refreshes it every third of that.
+    presence_ttl_ms: u64 = 30_000, env "CHAT_PRESENCE_TTL_MS";
+    /// Messages fetched from a Redis stream per round trip when filling a gap.
+    replay_batch: usize = 500, env "CHAT_REPLAY_BATCH";
+}
+
+/// chat-sidecar: holds the live WebSocket connections of a PHP app's users and delivers what
+/// PHP pushes through Redis.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// TOML file with any of the settings below (keys as the flags, with _ for -).
+    #[arg(long, env = "CHAT_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+impl Settings {
+    /// Reads flags, environment and the optional TOML file, and checks the result.
+    pub fn load() -> anyhow::Result<Settings> {
+        let cli = Cli::parse();
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Overrides::default(),
+        };
+        let settings = cli.overrides.or(file).resolve();
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.jwt_secret.is_empty() {
+            bail!("no JWT secret: set CHAT_JWT_SECRET (or --jwt-secret) to the value of chat.jwt_secret in php.ini");
+        }
+        chat_protocol::ids::validate("namespace", &self.namespace)
+            .context("CHAT_NAMESPACE")?;
+        chat_protocol::ids::validate("node id", &self.node_id).context("CHAT_NODE_ID")?;
+        if self.max_frame_bytes < 1024 {
+            bail!("CHAT_MAX_FRAME_BYTES must be at least 1024");
+        }
+        if self.rate_limit == 0 || self.outbound_queue == 0 || self.presence_ttl_ms < 3000 {
+            bail!("CHAT_RATE_LIMIT and CHAT_OUTBOUND_QUEUE must be positive, CHAT_PRESENCE_TTL_MS at least 3000");
+        }
+        redis::Client::open(self.redis_url.as_str())
+            .with_context(|| format!("CHAT_REDIS_URL {:?} is not a Redis URL", self.redis_url))?;
+        Ok(())
+    }
+
+    /// The origin allow-list; empty means any origin.
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+
+    /// The Redis URL with any password replaced, for logs.
+    pub fn redis_url_for_logs(&self) -> String {
+        match self.redis_url.split_once('@') {
+            Some((creds, host)) => match creds.rsplit_once(':') {
+                Some((scheme_user, _)) if scheme_user.contains("//") => format!("{scheme_user}:***@{host}"),
+                _ => format!("***@{host}"),
+            },
+            None => self.redis_url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_sources_win_and_defaults_fill_the_rest() {
+        let file: Overrides = toml::from_str("namespace = \"fromfile\"\nrate_limit = 5\n").unwrap();
+        let cli = Overrides { rate_limit: Some(7), ..Default::default() };
+        let s = cli.or(file).resolve();
+        assert_eq!(s.rate_limit, 7);
+        assert_eq!(s.namespace, "fromfile");
+        assert_eq!(s.listen.port(), 9501);
+    }
+
+    #[test]
+    fn unknown_toml_keys_are_errors() {
+        assert!(toml::from_str::<Overrides>("nmespace = \"x\"").is_err());
+    }
+
+    #[test]
+    fn redis_password_is_masked() {
+        let s = Overrides { redis_url: Some("redis://:hunter2@h:6379".into()), ..Default::default() }.resolve();
+        assert_eq!(s.redis_url_for_logs(), "redis://:***@h:6379");
+    }
+}

@@ -1,0 +1,289 @@
+//! Fan-out of Redis pub/sub notifications to this node's connections.
+//!
+//! A node subscribes only to the live channels its local connections hold: the first local
+//! subscriber of a channel causes a SUBSCRIBE, the last one leaving an UNSUBSCRIBE. Joining
+//! waits for Redis to confirm the subscription, so a connection that then reads its starting
+//! cursor cannot miss a message published in between.
+//!
+//! Each notification is parsed once per node and the envelope bytes are shared (`Arc`) by
+//! every local recipient. Recipients have bounded queues; a full queue flags the connection
+//! as too slow instead of growing memory.
+//!
+//! When the pub/sub connection drops, the supervisor reconnects, resubscribes every channel
+//! and sends [`Outbound::Resync`] to every connection, which then fills what it missed from
+//! the conversation's stream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chat_protocol::live::LiveEvent;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Identifies a connection on this node.
+pub type ConnId = u64;
+
+/// Something for one connection to act on.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A new message in one of the connection's conversations.
+    Message(Arc<LiveMessage>),
+    /// `chat_kick`: close with this reason.
+    Kick(Arc<str>),
+    /// Notifications may have been missed: catch up from the streams.
+    Resync,
+}
+
+/// A message as announced on a live channel, shared by all local recipients.
+#[derive(Debug)]
+pub struct LiveMessage {
+    /// The live channel it came on; connections key their cursors by it.
+    pub topic: Arc<str>,
+    pub seq: u64,
+    pub text: Utf8Bytes,
+}
+
+/// A local connection's mailbox.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub conn: ConnId,
+    pub tx: mpsc::Sender<Outbound>,
+    /// Signalled when `tx` was full: the connection must close as too slow.
+    pub overflow: Arc<Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("Redis did not confirm the subscription in time")]
+    Unavailable,
+}
+
+struct Topic {
+    name: Arc<str>,
+    /// Distinguishes this topic from an earlier one of the same name, so a late confirmation
+    /// for a topic that was dropped and re-created does not mark the new one as subscribed.
+    id: u64,
+    subscribers: Vec<Subscriber>,
+    confirmed: bool,
+}
+
+enum Cmd {
+    Subscribe { name: Arc<str>, id: u64, ack: oneshot::Sender<()> },
+    Unsubscribe { name: Arc<str> },
+}
+
+pub struct Hub {
+    topics: Mutex<HashMap<Arc<str>, Topic>>,
+    cmds: mpsc::UnboundedSender<Cmd>,
+    next_topic: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Hub {
+    /// Creates the hub and spawns its pub/sub supervisor.
+    pub fn start(client: redis::Client, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Arc<Hub> {
+        let (cmds, rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub {
+            topics: Mutex::new(HashMap::new()),
+            cmds,
+            next_topic: AtomicU64::new(1),
+            metrics,
+        });
+        tokio::spawn(supervise(hub.clone(), client, rx, shutdown));
+        hub
+    }
+
+    /// Adds `sub` to `topic` and returns once Redis delivers the topic's notifications.
+    /// On error `sub` is not left behind.
+    pub async fn join(&self, topic: &str, sub: Subscriber) -> Result<Arc<str>, HubError> {
+        let conn = sub.conn;
+        let (name, ack) = {
+            let mut topics = self.topics.lock().unwrap();
+            let t = topics.entry(Arc::from(topic)).or_insert_with_key(|name| Topic {
+                name: name.clone(),
+                id: self.next_topic.fetch_add(1, Relaxed),
+                subscribers: Vec::new(),
+                confirmed: false,
+            });
+            t.subscribers.push(sub);
+            if t.confirmed {
+                return Ok(t.name.clone());
+            }
+            let (tx, rx) = oneshot::channel();
+            // Sent under the lock so commands reach Redis in the order the topic map changed.
+            let _ = self.cmds.send(Cmd::Subscribe { name: t.name.clone(), id: t.id, ack: tx });
+            (t.name.clone(), rx)
+        };
+        match tokio::time::timeout(CONFIRM_TIMEOUT, ack).await {
+            Ok(Ok(())) => Ok(name),
+            _ => {
+                self.leave(&name, conn);
+                Err(HubError::Unavailable)
+            }
+        }
+    }
+
+    /// Removes connection `conn` from `topic`; unsubscribes when it was the last one.
+    pub fn leave(&self, topic: &str, conn: ConnId) {
+        let mut topics = self.topics.lock().unwrap();
+        let Some(t) = topics.get_mut(topic) else { return };
+        t.subscribers.retain(|s| s.conn != conn);
+        if t.subscribers.is_empty() {
+            let t = topics.remove(topic).expect("present");
+            let _ = self.cmds.send(Cmd::Unsubscribe { name: t.name });
+        }
+    }
+
+    fn dispatch(&self, channel: &str, payload: &[u8]) {
+        let event = match LiveEvent::parse(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "ignoring notification");
+                return;
+            }
+        };
+        let topics = self.topics.lock().unwrap();
+        let Some(t) = topics.get(channel) else { return };
+        let item = match event {
+            LiveEvent::Message { seq, envelope } => Outbound::Message(Arc::new(LiveMessage {
+                topic: t.name.clone(),
+                seq,
+                text: Utf8Bytes::from(envelope.to_owned()),
+            })),
+            LiveEvent::Kick { reason } => Outbound::Kick(Arc::from(reason)),
+        };
+        for s in &t.subscribers {
+            offer(s, item.clone());
+        }
+    }
+
+    fn confirm(&self, name: &str, id: u64) {
+        if let Some(t) = self.topics.lock().unwrap().get_mut(name) {
+            if t.id == id {
+                t.confirmed = true;
+            }
+        }
+    }
+
+    /// Topics to resubscribe after a reconnect; marks them all unconfirmed meanwhile.
+    fn unconfirm_all(&self) -> Vec<(Arc<str>, u64)> {
+        let mut topics = self.topics.lock().unwrap();
+        topics
+            .values_mut()
+            .map(|t| {
+                t.confirmed = false;
+                (t.name.clone(), t.id)
+            })
+            .collect()
+    }
+
+    fn resync_all(&self) {
+        for t in self.topics.lock().unwrap().values() {
+            for s in &t.subscribers {
+                offer(s, Outbound::Resync);
+            }
+        }
+    }
+}
+
+fn offer(s: &Subscriber, item: Outbound) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(item) {
+        s.overflow.notify_one();
+    }
+}
+
+/// Owns the pub/sub connection: executes (un)subscribe commands in order, reconnects.
+async fn supervise(
+    hub: Arc<Hub>,
+    client: redis::Client,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut connected_before = false;
+    // Subscriptions requested while the link was down; answered once resubscribed.
+    let mut pending: Vec<(Arc<str>, u64, oneshot::Sender<()>)> = Vec::new();
+    loop {
+        let link = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = client.get_async_pubsub() => r,
+        };
+        let (mut sink, mut stream) = match link {
+            Ok(p) => p.split(),
+            Err(e) => {
+                Metrics::inc(&hub.metrics.redis_errors_total);
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot open pub/sub connection to Redis");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let topics = hub.unconfirm_all();
+        if !topics.is_empty() {
+            let names: Vec<&str> = topics.iter().map(|(n, _)| &**n).collect();
+            if let Err(e) = sink.subscribe(&names).await {
+                tracing::warn!(error = %e, "resubscribing failed; reconnecting");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            for (name, id) in &topics {
+                hub.confirm(name, *id);
+            }
+        }
+        for (name, id, ack) in pending.drain(..) {
+            hub.confirm(&name, id);
+            let _ = ack.send(());
+        }
+        if connected_before {
+            Metrics::inc(&hub.metrics.pubsub_reconnects_total);
+            tracing::info!(channels = topics.len(), "pub/sub reconnected; connections catch up from streams");
+            hub.resync_all();
+        }
+        connected_before = true;
+        backoff = Duration::from_millis(100);
+
+        let reader_hub = hub.clone();
+        let mut reader = tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                reader_hub.dispatch(msg.get_channel_name(), msg.get_payload_bytes());
+            }
+        });
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => { reader.abort(); return; }
+                _ = &mut reader => {
+                    tracing::warn!("pub/sub connection to Redis lost; reconnecting");
+                    break;
+                }
+                cmd = cmds.recv() => match cmd {
+                    None => { reader.abort(); return; }
+                    Some(Cmd::Subscribe { name, id, ack }) => match sink.subscribe(&*name).await {
+                        Ok(()) => { hub.confirm(&name, id); let _ = ack.send(()); }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "SUBSCRIBE failed; reconnecting");
+                            pending.push((name, id, ack));
+                            break;
+                        }
+                    },
+                    Some(Cmd::Unsubscribe { name }) => {
+                        if let Err(e) = sink.unsubscribe(&*name).await {
+                            tracing::warn!(error = %e, "UNSUBSCRIBE failed; reconnecting");
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        reader.abort();
+        Metrics::inc(&hub.metrics.redis_errors_total);
+        tokio::time::sleep(backoff).await;
+    }
+}

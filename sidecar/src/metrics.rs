@@ -1,0 +1,86 @@
+//! Counters and gauges, rendered as Prometheus text at `/metrics`.
+//!
+//! Plain atomics: the hot path only ever does a relaxed `fetch_add`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+macro_rules! metrics {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $kind:ident, )*) => {
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $( $(#[doc = $doc])+ pub $name: metrics!(@ty $kind), )*
+        }
+
+        impl Metrics {
+            /// Prometheus text exposition format.
+            pub fn render(&self) -> String {
+                let mut out = String::new();
+                $(
+                    let help = concat!($($doc),+).trim();
+                    let _ = writeln!(out, "# HELP chat_{} {}", stringify!($name), help);
+                    let _ = writeln!(out, "# TYPE chat_{} {}", stringify!($name), stringify!($kind));
+                    let _ = writeln!(out, "chat_{} {}", stringify!($name), self.$name.load(Relaxed));
+                )*
+                out
+            }
+        }
+    };
+    (@ty counter) => { AtomicU64 };
+    (@ty gauge) => { AtomicI64 };
+}
+
+metrics! {
+    /// Client connections currently open.
+    connections: gauge,
+    /// Client connections authenticated since start.
+    connections_total: counter,
+    /// Connection attempts refused for a bad, expired or missing token.
+    auth_failures_total: counter,
+    /// Upgrade requests refused because their Origin is not allowed.
+    origin_rejections_total: counter,
+    /// Message frames written to clients (live and replayed).
+    messages_delivered_total: counter,
+    /// Messages fetched from Redis streams to fill a gap.
+    messages_replayed_total: counter,
+    /// Messages a connection could not get because the stream had already trimmed them.
+    messages_trimmed_total: counter,
+    /// Connections closed because their outbound queue overflowed or a write timed out.
+    slow_consumer_disconnects_total: counter,
+    /// Client frames refused by the rate limit.
+    rate_limited_frames_total: counter,
+    /// Connections closed for exceeding the frame size limit.
+    oversized_frames_total: counter,
+    /// Connections closed for invalid UTF-8.
+    invalid_utf8_total: counter,
+    /// Client frames answered with an error frame (bad JSON, unknown type, ...).
+    bad_frames_total: counter,
+    /// Connections closed by chat_kick.
+    kicks_total: counter,
+    /// Redis commands that failed.
+    redis_errors_total: counter,
+    /// Times the pub/sub connection to Redis was re-established.
+    pubsub_reconnects_total: counter,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::inc(&m.kicks_total);
+        m.connections.fetch_add(3, Relaxed);
+        let text = m.render();
+        assert!(text.contains("# TYPE chat_kicks_total counter\nchat_kicks_total 1\n"), "{text}");
+        assert!(text.contains("chat_connections 3\n"));
+        assert!(text.contains("# HELP chat_connections Client connections currently open."));
+    }
+}

@@ -1,0 +1,45 @@
+//! Reads from conversation streams: the starting cursor, and the messages after a cursor.
+
+use chat_protocol::{Conversation, Keys};
+use redis::aio::ConnectionManager;
+
+/// Where a connection stands in one conversation.
+#[derive(Debug)]
+pub struct Cursor {
+    pub stream_key: String,
+    /// Last sequence number delivered to the client.
+    pub seq: u64,
+}
+
+impl Cursor {
+    /// A cursor at the conversation's latest message (live delivery starts after it).
+    pub async fn at_latest(redis: &mut ConnectionManager, keys: &Keys, conv: &Conversation) -> redis::RedisResult<Self> {
+        let seq: Option<u64> = redis::cmd("GET").arg(keys.seq(conv)).query_async(redis).await?;
+        Ok(Cursor { stream_key: keys.stream(conv), seq: seq.unwrap_or(0) })
+    }
+}
+
+/// Up to `count` messages with sequence numbers above `after`, in order: `(seq, envelope)`.
+pub async fn read_after(
+    redis: &mut ConnectionManager,
+    stream_key: &str,
+    after: u64,
+    count: usize,
+) -> redis::RedisResult<Vec<(u64, String)>> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(stream_key)
+        .arg(format!("({after}-0"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(redis)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(id, fields)| {
+            let seq = id.split_once('-')?.0.parse().ok()?;
+            let envelope = fields.into_iter().find(|(k, _)| k == "e")?.1;
+            Some((seq, envelope))
+        })
+        .collect())
+}
