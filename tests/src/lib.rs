@@ -1,1 +1,349 @@
+//! Harness for the end-to-end tests: starts a real `redis-server`, the real `chat-sidecar`
+//! binary and the real `php` CLI with the built extension, each on free ports in a temporary
+//! directory, and stops them when dropped.
+//!
+//! The binaries are taken from `target/release` (built by `make build`); set `CHAT_BIN_DIR`
+//! to use others. Waiting is always for a condition (a log line, a reply, a frame), with a
+//! deadline, never a fixed sleep.
 
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "e2e-secret";
+/// Upper bound for anything the tests wait on.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+pub fn bin_dir() -> PathBuf {
+    match std::env::var_os("CHAT_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release"),
+    }
+}
+
+fn require(path: PathBuf) -> PathBuf {
+    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    path
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `check` until it returns `Some`, or panics after [`PATIENCE`] naming `what`.
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A redis-server of our own.
+pub struct Redis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let mut r = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts on the same port with append-only persistence, so data survives a restart.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: run `make deps` (or apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while self.cmd(&["PING"]).as_deref() != Some("PONG") {
+            assert!(Instant::now() < deadline, "redis-server did not come up on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs one command through redis-cli; `None` when Redis does not answer.
+    pub fn cmd(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success() && !text.starts_with("Could not connect")).then_some(text)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running chat-sidecar.
+pub struct Sidecar {
+    pub addr: String,
+    child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sidecar {
+    pub fn start(redis: &Redis) -> Sidecar {
+        Self::start_with(redis, &[])
+    }
+
+    /// Starts with extra `CHAT_*` settings; waits for its "listening on" line.
+    pub fn start_with(redis: &Redis, env: &[(&str, &str)]) -> Sidecar {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sidecar.log");
+        let mut cmd = Command::new(require(bin_dir().join("chat-sidecar")));
+        cmd.env_clear()
+            .env("CHAT_LISTEN", "127.0.0.1:0")
+            .env("CHAT_REDIS_URL", redis.url())
+            .env("CHAT_JWT_SECRET", SECRET)
+            .env("CHAT_LOG", "info,chat_sidecar=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start chat-sidecar");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("chat-sidecar listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+            panic!("sidecar did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
+        Sidecar { addr, child, log, _dir: dir }
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws?{}", self.addr, query)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a path over plain HTTP/1.0; returns (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(&self.addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        let status = buf.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// One counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("chat_{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} not found in:\n{body}"))
+    }
+
+    /// Stops with SIGKILL (a crash), not a graceful shutdown.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The php CLI with the built extension, configured for one Redis.
+pub struct Php {
+    pub redis_url: String,
+}
+
+impl Php {
+    pub fn new(redis: &Redis) -> Php {
+        Php { redis_url: redis.url() }
+    }
+
+    /// Runs PHP code; returns stdout, or panics with stderr when php exits non-zero.
+    pub async fn run(&self, code: &str) -> String {
+        let (ok, out, err) = self.try_run(code).await;
+        assert!(ok, "php failed:\n{code}\nstdout: {out}\nstderr: {err}");
+        out
+    }
+
+    /// Runs PHP code; returns (exited 0, stdout, stderr).
+    pub async fn try_run(&self, code: &str) -> (bool, String, String) {
+        let ext = require(bin_dir().join("libchat.so"));
+        let out = tokio::process::Command::new("php")
+            .arg("-n")
+            .arg("-d")
+            .arg(format!("extension={}", ext.display()))
+            .arg("-d")
+            .arg(format!("chat.redis_url={}", self.redis_url))
+            .arg("-d")
+            .arg(format!("chat.jwt_secret={SECRET}"))
+            .arg("-r")
+            .arg(code)
+            .output()
+            .await
+            .expect("php not found: run `make deps`");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub async fn token(&self, uid: &str) -> String {
+        self.run(&format!("echo chat_token({uid:?});")).await
+    }
+
+    /// `chat_push($uid, $json_decoded_message, $options)`; returns the message id.
+    pub async fn push(&self, uid: &str, message_json: &str, from: Option<&str>) -> String {
+        let opts = from.map(|f| format!("['from' => {f:?}]")).unwrap_or_else(|| "[]".into());
+        self.run(&format!("echo chat_push({uid:?}, json_decode({message_json:?}, true), {opts});")).await
+    }
+
+    pub async fn is_online(&self, uid: &str) -> bool {
+        match self.run(&format!("echo json_encode(chat_is_online({uid:?}));")).await.as_str() {
+            "true" => true,
+            "false" => false,
+            other => panic!("chat_is_online printed {other:?}"),
+        }
+    }
+
+    pub async fn json(&self, expr: &str) -> Value {
+        let out = self.run(&format!("echo json_encode({expr});")).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{expr} gave non-JSON {out:?}: {e}"))
+    }
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client as a browser or app would be.
+pub struct Client {
+    pub ws: Socket,
+}
+
+impl Client {
+    /// Connects to `url`; panics if the handshake fails.
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Client { ws }
+    }
+
+    /// Connects with extra request headers; returns the HTTP error status if refused.
+    pub async fn connect_with_headers(url: &str, headers: &[(&'static str, &str)]) -> Result<Client, u16> {
+        let mut req = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(*k, v.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(Client { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("connect {url}: {e}"),
+        }
+    }
+
+    /// Connects as `uid` with a token minted by PHP and waits for the welcome frame.
+    pub async fn login(sidecar: &Sidecar, php: &Php, uid: &str) -> (Client, Value) {
+        let token = php.token(uid).await;
+        let mut c = Client::connect(&sidecar.ws_url(&format!("token={token}"))).await;
+        let welcome = c.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        assert_eq!(welcome["uid"], uid);
+        (c, welcome)
+    }
+
+    /// Next text frame as JSON (pings are answered by tungstenite and skipped).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection ended")
+                .expect("read error");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).expect("server sent non-JSON text"),
+                Message::Close(c) => panic!("closed while waiting for a frame: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Next `message` frame, skipping other frame types.
+    pub async fn recv_message(&mut self) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == "message" {
+                return v;
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    /// Reads until the server's close frame; returns (code, reason). Frames before it are skipped.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            let next = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("timed out waiting for close");
+            match next {
+                Some(Ok(Message::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
+                Some(Ok(Message::Close(None))) => return (1005, String::new()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("connection failed before a close frame: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// Performs a clean close handshake initiated by the client.
+    pub async fn close(mut self) {
+        self.ws.close(None).await.unwrap();
+        while let Some(Ok(_)) = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("close handshake timed out") {}
+    }
+}
