@@ -135,6 +135,8 @@ impl Session {
         let inbox = Conversation::Inbox(self.uid.to_string());
         let unavailable = || close_with(1013, "chat backend unavailable; try again later");
         let topic = app.hub.join(&app.keys.live(&inbox), sub).await.map_err(|_| unavailable())?;
+        // Recorded before anything else can fail, so leave() always undoes the join.
+        self.cursors.insert(topic.clone(), Cursor { stream_key: app.keys.stream(&inbox), seq: 0 });
         let mut redis = app.redis.clone();
         let cursor = Cursor::at_latest(&mut redis, &app.keys, &inbox).await.map_err(|e| {
             Metrics::inc(&app.metrics.redis_errors_total);
