@@ -1,0 +1,216 @@
+//! The PHP functions: argument checks, then one Redis round trip through `chat_protocol`.
+//!
+//! Every argument is validated before Redis is touched, so a bad call fails the same way
+//! whether or not Redis is up. Each function returns `PhpResult`, whose error ext-php-rs
+//! throws as the `Chat\*` exception chosen in `errors`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chat_protocol::scripts::{self, Push};
+use chat_protocol::{ids, token, MessageId};
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::convert::FromZval;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendHashTable, Zval};
+
+use crate::args::{ArrayArg, Key, StrArg};
+use crate::conn::with_connection;
+use crate::errors::{ChatError, Result};
+use crate::{ini, json};
+
+/// Longest `chat_kick` reason: a WebSocket close frame carries at most 125 payload bytes, two
+/// of which are the close code.
+const MAX_KICK_REASON: usize = 123;
+
+/// Adds the functions to the module. Lives here because `wrap_function!` names a private
+/// item `#[php_function]` generates next to each function.
+pub fn register(module: ModuleBuilder) -> ModuleBuilder {
+    module
+        .function(wrap_function!(chat_token))
+        .function(wrap_function!(chat_push))
+        .function(wrap_function!(chat_is_online))
+        .function(wrap_function!(chat_online_count))
+        .function(wrap_function!(chat_user_devices))
+        .function(wrap_function!(chat_kick))
+}
+
+/// Mints a connect token (JWT, HS256) for `$uid`, valid for `$ttl` seconds, signed with
+/// `chat.jwt_secret`. `$claims` adds app claims; `sub`, `exp` and `iat` are set here.
+#[php_function]
+#[php(defaults(ttl = 3600, claims = ArrayArg::EMPTY))]
+pub fn chat_token(uid: StrArg<'_>, ttl: i64, claims: ArrayArg<'_>) -> PhpResult<String> {
+    Ok(token_for(&uid, ttl, claims)?)
+}
+
+fn token_for(uid: &StrArg<'_>, ttl: i64, claims: ArrayArg<'_>) -> Result<String> {
+    let uid = user_id(uid)?;
+    let ttl = u64::try_from(ttl)
+        .ok()
+        .filter(|t| *t >= 1)
+        .ok_or_else(|| ChatError::Invalid(format!("ttl must be at least 1 second, got {ttl}")))?;
+    let extra = json::claims(claims)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| ChatError::Other("the system clock is before 1970".to_owned()))?
+        .as_secs();
+    let claims = token::claims_for(&uid, now, ttl, extra)?;
+    Ok(token::sign(&claims, ini::jwt_secret().as_bytes())?)
+}
+
+/// Sends `$message` (anything `json_encode` accepts) to `$uid`'s inbox and returns its id.
+/// With `['from' => $sender]` it is a one-to-one message and also lands in the sender's inbox.
+#[php_function]
+#[php(defaults(options = ArrayArg::EMPTY))]
+pub fn chat_push(uid: StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> PhpResult<String> {
+    Ok(push(&uid, message, options)?)
+}
+
+fn push(uid: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> Result<String> {
+    let to = user_id(uid)?;
+    let from = push_options(options)?;
+    let data_json = json::encode(message)?;
+    let limit = ini::max_message_bytes()?;
+    if data_json.len() > limit {
+        return Err(ChatError::Invalid(format!(
+            "the message is {} bytes as JSON; the limit is {limit} ({})",
+            data_json.len(),
+            ini::MAX_MESSAGE_BYTES
+        )));
+    }
+    let keys = ini::keys()?;
+    let retention = ini::retention()?;
+    let id = MessageId::generate();
+    let targets = scripts::direct_targets(&to, from.as_deref());
+    let msg = Push {
+        id: &id,
+        from: from.as_deref(),
+        to: Some(&to),
+        data_json: &data_json,
+        targets: &targets,
+        retention,
+    };
+    let invocation = scripts::push(&keys, &msg);
+    with_connection("chat_push", |con| invocation.invoke::<Vec<u64>>(con))?;
+    Ok(id.to_string())
+}
+
+/// The sender from `chat_push`'s options; any other key is refused so typos do not pass silently.
+fn push_options(options: ArrayArg<'_>) -> Result<Option<String>> {
+    let mut from = None;
+    for (key, value) in options.iter() {
+        if !matches!(&key, Key::Str(name) if name == "from") {
+            return Err(ChatError::Invalid(format!(
+                "unknown chat_push option {key}; the only option is 'from'"
+            )));
+        }
+        from = sender(value)?;
+    }
+    Ok(from)
+}
+
+/// `null` means "from the app"; ints are accepted like for `$uid`.
+fn sender(value: &Zval) -> Result<Option<String>> {
+    let value = value.dereference();
+    if value.is_null() {
+        return Ok(None);
+    }
+    let from = <StrArg<'_> as FromZval>::from_zval(value).ok_or_else(|| {
+        ChatError::Invalid(format!(
+            "option 'from' must be a user id string, got {}",
+            value.get_type()
+        ))
+    })?;
+    let from = from.lossy();
+    ids::validate("option 'from'", &from)?;
+    Ok(Some(from.into_owned()))
+}
+
+/// Whether `$uid` has at least one live connection on any sidecar node.
+#[php_function]
+pub fn chat_is_online(uid: StrArg<'_>) -> PhpResult<bool> {
+    let uid = user_id(&uid)?;
+    let keys = ini::keys()?;
+    let inv = scripts::live_connections(&keys, &uid);
+    let n = with_connection("chat_is_online", |con| inv.invoke::<u64>(con))?;
+    Ok(n > 0)
+}
+
+/// How many users have at least one live connection.
+#[php_function]
+pub fn chat_online_count() -> PhpResult<i64> {
+    let keys = ini::keys()?;
+    let inv = scripts::online_users(&keys);
+    let n = with_connection("chat_online_count", |con| inv.invoke::<u64>(con))?;
+    Ok(php_int(n))
+}
+
+/// `$uid`'s live connections: a list of `['id', 'node', 'device', 'transport', 'connected_at']`.
+#[php_function]
+pub fn chat_user_devices(uid: StrArg<'_>) -> PhpResult<ZBox<ZendHashTable>> {
+    Ok(devices(&uid)?)
+}
+
+fn devices(uid: &StrArg<'_>) -> Result<ZBox<ZendHashTable>> {
+    let uid = user_id(uid)?;
+    let keys = ini::keys()?;
+    let inv = scripts::devices(&keys, &uid);
+    let flat = with_connection("chat_user_devices", |con| {
+        inv.invoke::<Vec<Option<String>>>(con)
+    })?;
+    let internal = |e: ext_php_rs::error::Error| {
+        ChatError::Other(format!("cannot build the result array: {e}"))
+    };
+    let mut list = ZendHashTable::new();
+    for d in scripts::parse_devices(flat) {
+        let mut row = ZendHashTable::with_capacity(5);
+        row.insert("id", d.id).map_err(internal)?;
+        row.insert("node", d.node).map_err(internal)?;
+        row.insert("device", d.device).map_err(internal)?;
+        row.insert("transport", d.transport).map_err(internal)?;
+        row.insert("connected_at", php_int(d.connected_at))
+            .map_err(internal)?;
+        list.push(row).map_err(internal)?;
+    }
+    Ok(list)
+}
+
+/// Closes every live connection of `$uid` (close code 4004, `$reason` as the close reason);
+/// returns how many there were. Clients are told not to reconnect by themselves.
+#[php_function]
+pub fn chat_kick(uid: StrArg<'_>, reason: Option<StrArg<'_>>) -> PhpResult<i64> {
+    Ok(kick(&uid, reason.as_ref())?)
+}
+
+fn kick(uid: &StrArg<'_>, reason: Option<&StrArg<'_>>) -> Result<i64> {
+    let uid = user_id(uid)?;
+    let reason = match reason {
+        None => "",
+        Some(r) => {
+            let text = r.utf8().ok_or_else(|| {
+                ChatError::Invalid("the kick reason must be valid UTF-8".to_owned())
+            })?;
+            if r.len() > MAX_KICK_REASON {
+                return Err(ChatError::Invalid(format!(
+                    "the kick reason is {} bytes; a WebSocket close reason holds at most {MAX_KICK_REASON}",
+                    r.len()
+                )));
+            }
+            text
+        }
+    };
+    let keys = ini::keys()?;
+    let inv = scripts::kick(&keys, &uid, reason);
+    let n = with_connection("chat_kick", |con| inv.invoke::<u64>(con))?;
+    Ok(php_int(n))
+}
+
+/// A validated user id (the protocol's definition: it becomes part of Redis keys).
+fn user_id(uid: &StrArg<'_>) -> Result<String> {
+    let uid = uid.lossy();
+    ids::validate("user id", &uid)?;
+    Ok(uid.into_owned())
+}
+
+fn php_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
