@@ -13,18 +13,21 @@ use clap::Parser;
 use serde::Deserialize;
 
 macro_rules! settings {
-    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, env $env:literal; )*) => {
+    ($( #[doc = $doc:literal] $name:ident : $ty:ty = $default:literal, env $env:literal; )*) => {
         /// Values given on the command line or in the environment; `None` = not given.
         #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct Overrides {
-            $( $(#[doc = $doc])* #[arg(long, env = $env)] pub $name: Option<$ty>, )*
+            $(
+                #[arg(long, env = $env, help = concat!($doc, " [default: ", $default, "]"))]
+                pub $name: Option<$ty>,
+            )*
         }
 
         /// The effective settings of this node.
         #[derive(Debug, Clone)]
         pub struct Settings {
-            $( $(#[doc = $doc])* pub $name: $ty, )*
+            $( #[doc = $doc] pub $name: $ty, )*
         }
 
         impl Overrides {
@@ -34,7 +37,9 @@ macro_rules! settings {
             }
 
             fn resolve(self) -> Settings {
-                Settings { $( $name: self.$name.unwrap_or_else(|| $default), )* }
+                Settings {
+                    $( $name: self.$name.unwrap_or_else(|| $default.parse().expect("built-in default parses")), )*
+                }
             }
         }
     };
@@ -42,41 +47,41 @@ macro_rules! settings {
 
 settings! {
     /// Address to listen on for WebSocket and HTTP; port 0 picks a free port.
-    listen: SocketAddr = "127.0.0.1:9501".parse().unwrap(), env "CHAT_LISTEN";
+    listen: SocketAddr = "127.0.0.1:9501", env "CHAT_LISTEN";
     /// Redis URL (redis://[:password@]host:port[/db]); the PHP extension must use the same Redis.
-    redis_url: String = "redis://127.0.0.1:6379".into(), env "CHAT_REDIS_URL";
+    redis_url: String = "redis://127.0.0.1:6379", env "CHAT_REDIS_URL";
     /// Key namespace in Redis; must equal the extension's chat.namespace.
-    namespace: String = "chat".into(), env "CHAT_NAMESPACE";
+    namespace: String = "chat", env "CHAT_NAMESPACE";
     /// Shared secret for HS256 connect tokens; must equal the extension's chat.jwt_secret.
-    jwt_secret: String = String::new(), env "CHAT_JWT_SECRET";
+    jwt_secret: String = "", env "CHAT_JWT_SECRET";
     /// Clock skew tolerated when checking token expiry, in seconds.
-    token_leeway_secs: u64 = 30, env "CHAT_TOKEN_LEEWAY_SECS";
-    /// This node's id in presence records; default: random per start.
-    node_id: String = format!("n{}", ulid::Ulid::new().to_string().to_lowercase()[16..].to_owned()), env "CHAT_NODE_ID";
+    token_leeway_secs: u64 = "30", env "CHAT_TOKEN_LEEWAY_SECS";
+    /// This node's id in presence records; empty = a random id per start.
+    node_id: String = "", env "CHAT_NODE_ID";
     /// Browser origins allowed to connect, comma-separated (e.g. https://shop.example); empty = any.
-    allowed_origins: String = String::new(), env "CHAT_ALLOWED_ORIGINS";
+    allowed_origins: String = "", env "CHAT_ALLOWED_ORIGINS";
     /// Largest frame or message a client may send, in bytes; larger ones close with 1009.
-    max_frame_bytes: usize = 64 * 1024, env "CHAT_MAX_FRAME_BYTES";
+    max_frame_bytes: usize = "65536", env "CHAT_MAX_FRAME_BYTES";
     /// Frames a client may send per second, sustained.
-    rate_limit: u32 = 20, env "CHAT_RATE_LIMIT";
+    rate_limit: u32 = "20", env "CHAT_RATE_LIMIT";
     /// Frames a client may send in a burst above the sustained rate.
-    rate_burst: u32 = 40, env "CHAT_RATE_BURST";
+    rate_burst: u32 = "40", env "CHAT_RATE_BURST";
     /// Frames queued for one connection before it counts as too slow and is closed (4009).
-    outbound_queue: usize = 1024, env "CHAT_OUTBOUND_QUEUE";
+    outbound_queue: usize = "1024", env "CHAT_OUTBOUND_QUEUE";
     /// A write to a client that takes longer than this closes the connection (4009), in ms.
-    write_timeout_ms: u64 = 10_000, env "CHAT_WRITE_TIMEOUT_MS";
+    write_timeout_ms: u64 = "10000", env "CHAT_WRITE_TIMEOUT_MS";
     /// Per-connection WebSocket read buffer, bytes (small keeps idle connections cheap).
-    read_buffer_bytes: usize = 4096, env "CHAT_READ_BUFFER_BYTES";
+    read_buffer_bytes: usize = "4096", env "CHAT_READ_BUFFER_BYTES";
     /// Per-connection WebSocket write buffer, bytes; frames already queued are batched up to it.
-    write_buffer_bytes: usize = 4096, env "CHAT_WRITE_BUFFER_BYTES";
+    write_buffer_bytes: usize = "4096", env "CHAT_WRITE_BUFFER_BYTES";
     /// Time a client has to send its token when it is not in the URL or a header, in ms.
-    auth_timeout_ms: u64 = 10_000, env "CHAT_AUTH_TIMEOUT_MS";
+    auth_timeout_ms: u64 = "10000", env "CHAT_AUTH_TIMEOUT_MS";
     /// Interval of server pings, in ms; a client silent for 2.5 intervals is closed (4010).
-    heartbeat_ms: u64 = 25_000, env "CHAT_HEARTBEAT_MS";
+    heartbeat_ms: u64 = "25000", env "CHAT_HEARTBEAT_MS";
     /// Lifetime of a presence entry, in ms; the node refreshes it every third of that.
-    presence_ttl_ms: u64 = 30_000, env "CHAT_PRESENCE_TTL_MS";
+    presence_ttl_ms: u64 = "30000", env "CHAT_PRESENCE_TTL_MS";
     /// Messages fetched from a Redis stream per round trip when filling a gap.
-    replay_batch: usize = 500, env "CHAT_REPLAY_BATCH";
+    replay_batch: usize = "500", env "CHAT_REPLAY_BATCH";
 }
 
 /// chat-sidecar: holds the live WebSocket connections of a PHP app's users and delivers what
@@ -104,7 +109,10 @@ impl Settings {
             }
             None => Overrides::default(),
         };
-        let settings = cli.overrides.or(file).resolve();
+        let mut settings = cli.overrides.or(file).resolve();
+        if settings.node_id.is_empty() {
+            settings.node_id = format!("n{}", &ulid::Ulid::new().to_string().to_lowercase()[16..]);
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -160,6 +168,7 @@ mod tests {
         assert_eq!(s.rate_limit, 7);
         assert_eq!(s.namespace, "fromfile");
         assert_eq!(s.listen.port(), 9501);
+        assert_eq!(s.outbound_queue, 1024);
     }
 
     #[test]
