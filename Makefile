@@ -1,14 +1,19 @@
 # realtime chat for PHP apps — build, test and demo entry points.
-#   make demo   build everything and run redis + sidecar + a PHP page locally
-#   make test   run every test (unit and end-to-end, real servers)
-#   make build  release build of the extension and the sidecar (target/release/)
+#   make demo     build everything and run redis + sidecar + a PHP page locally
+#   make test     run every test (unit and end-to-end, real servers)
+#   make build    release build of the extension and the sidecar (target/release/)
+#   make install  install the extension into this machine's PHP (see ext/ext.mk)
+#   make bench    benchmarks against a peer (see bench/bench.mk)
 
 SHELL := /bin/bash
 CARGO ?= cargo
 # bindgen (ext-php-rs) needs libclang; Debian keeps it under /usr/lib/llvm-*.
 export LIBCLANG_PATH ?= $(shell ls -d /usr/lib/llvm-*/lib 2>/dev/null | sort -V | tail -1)
 
-.PHONY: all deps build test demo clean
+# Test suites run by `make test`, in order; the included makefiles append theirs.
+TEST_SUITES := test-rust
+
+.PHONY: all deps build test test-rust demo clean
 
 all: build
 
@@ -19,7 +24,14 @@ build: deps
 	$(CARGO) build --release --workspace
 	@echo "built: target/release/chat-sidecar target/release/libchat.so"
 
+# Each area keeps its own targets in its folder.
+-include ext/ext.mk
+-include bench/bench.mk
+
 test: build
+	@$(MAKE) --no-print-directory $(TEST_SUITES)
+
+test-rust:
 	$(CARGO) test --release --workspace --no-fail-fast
 
 demo: build
