@@ -9,6 +9,8 @@
 //!   has no [`StubLiteral`], so `array $options = []` cannot be spelled with it.
 //! - [`entries`] iterates a PHP array. ext-php-rs's `ZendHashTable::iter()` and `values()`
 //!   panic on a string key that is not UTF-8 (`["\xff" => 1]`), so keys are read raw here.
+//! - [`type_name`] names a value's type as PHP's `get_debug_type()` does, for error messages:
+//!   ext-php-rs's `DataType` prints Rust-side names (`Double`, `True`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -113,4 +115,30 @@ pub fn entries(ht: &ZendHashTable) -> impl Iterator<Item = (Key, &Zval)> {
         };
         Some((key, value))
     })
+}
+
+/// The type of `value` as PHP's `get_debug_type()` names it: `null`, `bool`, `int`, `float`,
+/// `string`, `array`, the class name of an object, `resource`.
+pub fn type_name(value: &Zval) -> String {
+    let value = value.dereference();
+    let name = if value.is_null() {
+        "null"
+    } else if value.is_bool() {
+        "bool"
+    } else if value.is_long() {
+        "int"
+    } else if value.is_double() {
+        "float"
+    } else if value.is_string() {
+        "string"
+    } else if value.is_array() {
+        "array"
+    } else if let Some(obj) = value.object() {
+        return obj.get_class_name().unwrap_or_else(|_| "object".to_owned());
+    } else if value.is_resource() {
+        "resource"
+    } else {
+        "unknown"
+    };
+    name.to_owned()
 }

@@ -7,13 +7,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chat_protocol::scripts::{self, Push};
-use chat_protocol::{ids, token, MessageId};
+use chat_protocol::{ids, token, Conversation, MessageId};
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::convert::FromZval;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
-use crate::args::{ArrayArg, Key, StrArg};
+use crate::args::{type_name, ArrayArg, Key, StrArg};
 use crate::conn::with_connection;
 use crate::errors::{ChatError, Result};
 use crate::{ini, json};
@@ -32,6 +32,8 @@ pub fn register(module: ModuleBuilder) -> ModuleBuilder {
         .function(wrap_function!(chat_online_count))
         .function(wrap_function!(chat_user_devices))
         .function(wrap_function!(chat_kick))
+        .function(wrap_function!(chat_unread))
+        .function(wrap_function!(chat_history))
 }
 
 /// Mints a connect token (JWT, HS256) for `$uid`, valid for `$ttl` seconds, signed with
@@ -54,7 +56,16 @@ fn token_for(uid: &StrArg<'_>, ttl: i64, claims: ArrayArg<'_>) -> Result<String>
         .map_err(|_| ChatError::Other("the system clock is before 1970".to_owned()))?
         .as_secs();
     let claims = token::claims_for(&uid, now, ttl, extra)?;
-    Ok(token::sign(&claims, ini::jwt_secret().as_bytes())?)
+    let signed = token::sign(&claims, ini::jwt_secret().as_bytes())?;
+    // The sidecar refuses longer tokens; minting one would only move the failure to the browser.
+    if signed.len() > token::MAX_TOKEN_LEN {
+        return Err(ChatError::Invalid(format!(
+            "the token would be {} bytes; the sidecar accepts at most {}, so put less into $claims",
+            signed.len(),
+            token::MAX_TOKEN_LEN
+        )));
+    }
+    Ok(signed)
 }
 
 /// Sends `$message` (anything `json_encode` accepts) to `$uid`'s inbox and returns its id.
@@ -117,7 +128,7 @@ fn sender(value: &Zval) -> Result<Option<String>> {
     let from = <StrArg<'_> as FromZval>::from_zval(value).ok_or_else(|| {
         ChatError::Invalid(format!(
             "option 'from' must be a user id string, got {}",
-            value.get_type()
+            type_name(value)
         ))
     })?;
     let from = from.lossy();
@@ -202,6 +213,69 @@ fn kick(uid: &StrArg<'_>, reason: Option<&StrArg<'_>>) -> Result<i64> {
     let inv = scripts::kick(&keys, &uid, reason);
     let n = with_connection("chat_kick", |con| inv.invoke::<u64>(con))?;
     Ok(php_int(n))
+}
+
+/// Most messages `chat_history` returns per call.
+const MAX_HISTORY: i64 = 1000;
+
+/// Unread messages per conversation of `$uid`: messages after the user's read position that
+/// the user did not send, e.g. `['u:bob' => 3]`. Conversations without messages are absent.
+#[php_function]
+pub fn chat_unread(uid: StrArg<'_>) -> PhpResult<ZBox<ZendHashTable>> {
+    Ok(unread(&uid)?)
+}
+
+fn unread(uid: &StrArg<'_>) -> Result<ZBox<ZendHashTable>> {
+    let uid = user_id(uid)?;
+    let keys = ini::keys()?;
+    let inv = scripts::unread(&keys, &uid, &[Conversation::Inbox(uid.clone())]);
+    let flat = with_connection("chat_unread", |con| inv.invoke::<Vec<redis::Value>>(con))?;
+    let mut out = ZendHashTable::new();
+    for pair in flat.chunks(2) {
+        let (Some(conv), Some(count)) = (pair.first(), pair.get(1)) else { continue };
+        let conv: String = redis::from_redis_value(conv.clone())
+            .map_err(|e| ChatError::Other(format!("unexpected reply from Redis: {e}")))?;
+        let count: u64 = redis::from_redis_value(count.clone())
+            .map_err(|e| ChatError::Other(format!("unexpected reply from Redis: {e}")))?;
+        out.insert(conv.as_str(), php_int(count))
+            .map_err(|e| ChatError::Other(format!("cannot build the result array: {e}")))?;
+    }
+    Ok(out)
+}
+
+/// The latest `$limit` messages of `$conversation` (`u:<uid>` or `g:<group>`) before sequence
+/// `$before` (all latest when null), oldest first, each decoded like a client receives it.
+/// Covers what Redis still holds (`chat.retention` per conversation); older history is in
+/// MySQL (docs/STORAGE.md).
+#[php_function]
+#[php(defaults(limit = 50, before = None))]
+pub fn chat_history(conversation: StrArg<'_>, limit: i64, before: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
+    Ok(history(&conversation, limit, before)?)
+}
+
+fn history(conversation: &StrArg<'_>, limit: i64, before: Option<i64>) -> Result<ZBox<ZendHashTable>> {
+    let conv = Conversation::parse(&conversation.lossy())?;
+    if !(1..=MAX_HISTORY).contains(&limit) {
+        return Err(ChatError::Invalid(format!("limit must be between 1 and {MAX_HISTORY}, got {limit}")));
+    }
+    let end = match before {
+        None => "+".to_owned(),
+        Some(b) if b >= 1 => format!("({b}-0"),
+        Some(b) => return Err(ChatError::Invalid(format!("before must be a sequence number of at least 1, got {b}"))),
+    };
+    let keys = ini::keys()?;
+    let mut cmd = redis::cmd("XREVRANGE");
+    cmd.arg(keys.stream(&conv)).arg(end).arg("-").arg("COUNT").arg(limit);
+    let entries = with_connection("chat_history", |con| {
+        cmd.query::<Vec<(String, Vec<(String, String)>)>>(con)
+    })?;
+    let mut list = ZendHashTable::with_capacity(entries.len() as u32);
+    for (_, fields) in entries.into_iter().rev() {
+        let Some((_, envelope)) = fields.into_iter().find(|(k, _)| k == "e") else { continue };
+        list.push(json::decode(&envelope)?)
+            .map_err(|e| ChatError::Other(format!("cannot build the result array: {e}")))?;
+    }
+    Ok(list)
 }
 
 /// A validated user id (the protocol's definition: it becomes part of Redis keys).

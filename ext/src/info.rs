@@ -3,6 +3,7 @@
 //! Settings are shown here with the Redis password masked and the JWT secret reduced to
 //! "set"/"not set". That is also why this does not call `display_ini_entries()` as C extensions
 //! usually do: it would print `chat.jwt_secret` in clear on every `phpinfo()` page.
+//! The build rows come from `ext/build.rs`.
 
 use ext_php_rs::zend::ModuleEntry;
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
@@ -28,6 +29,14 @@ fn rows() {
     info_table_start!();
     row("chat support", "enabled");
     row("version", chat_protocol::VERSION);
+    // Recorded by build.rs, so a bug report can say exactly which build is loaded.
+    row("build", env!("CHAT_BUILD_GIT"));
+    row(
+        "build profile",
+        concat!(env!("CHAT_BUILD_PROFILE"), ", ", env!("CHAT_BUILD_TARGET")),
+    );
+    row("built with", env!("CHAT_BUILD_RUSTC"));
+    row("built for PHP", env!("CHAT_BUILD_PHP"));
     row(
         "redis url (chat.redis_url)",
         &ini::redact_url(&ini::redis_url()),

@@ -9,7 +9,7 @@
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use serde_json::{Map, Value};
 
-use crate::args::{entries, ArrayArg, Key};
+use crate::args::{entries, type_name, ArrayArg, Key};
 use crate::errors::{ChatError, Result};
 
 /// `JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION`: compact
@@ -36,6 +36,15 @@ pub fn encode(value: &Zval) -> Result<String> {
     Err(ChatError::Invalid(format!(
         "the message cannot be encoded as JSON: {reason}"
     )))
+}
+
+/// `json_decode($json, true)`: envelopes read back from Redis as PHP arrays.
+pub fn decode(json: &str) -> Result<Zval> {
+    let decoded = call("json_decode", vec![&json.to_owned(), &true])?;
+    if decoded.is_null() {
+        return Err(ChatError::Other("Redis held a message that is not valid JSON".to_owned()));
+    }
+    Ok(decoded)
 }
 
 fn call(name: &str, args: Vec<&dyn ext_php_rs::convert::IntoZvalDyn>) -> Result<Zval> {
@@ -97,7 +106,7 @@ fn to_json(value: &Zval, depth: usize, claim: &str) -> Result<Value> {
     } else {
         Err(ChatError::Invalid(format!(
             "claim '{claim}' holds a value of type {}; claims may only hold strings, numbers, booleans, null and arrays",
-            value.get_type()
+            type_name(value)
         )))
     }
 }

@@ -46,6 +46,31 @@ impl Keys {
         format!("{}:{{u:{}}}:conninfo", self.ns, uid)
     }
 
+    /// Hash conversation -> highest sequence any of the user's devices acknowledged.
+    pub fn acked(&self, uid: &str) -> String {
+        format!("{}:{{u:{}}}:acked", self.ns, uid)
+    }
+
+    /// Hash conversation -> sequence the user has read up to.
+    pub fn read(&self, uid: &str) -> String {
+        format!("{}:{{u:{}}}:read", self.ns, uid)
+    }
+
+    /// Stream of every accepted message (field `e`: the envelope),
+    /// consumed by the sidecars' MySQL writer through the consumer group [`Keys::LOG_GROUP`].
+    pub fn log(&self) -> String {
+        format!("{}:log", self.ns)
+    }
+
+    /// Set (to the id of the node that set it) once any node persists or notifies; the push
+    /// script appends to the log only while it exists.
+    pub fn log_enabled(&self) -> String {
+        format!("{}:log:enabled", self.ns)
+    }
+
+    /// Consumer group of the persistence log.
+    pub const LOG_GROUP: &'static str = "persist";
+
     /// Sorted set of online users: member = user id, score = latest connection expiry (ms).
     pub fn online(&self) -> String {
         format!("{}:online", self.ns)
@@ -55,6 +80,14 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `lua/read.lua` builds a sender's inbox channel as `ns .. ':{u:' .. uid .. '}:live'`.
+    #[test]
+    fn read_script_builds_inbox_channels_like_keys() {
+        let k = Keys::new("ns1");
+        assert_eq!(k.live(&Conversation::inbox("bob").unwrap()), format!("{}:{{u:{}}}:live", "ns1", "bob"));
+        assert!(include_str!("../lua/read.lua").contains("ARGV[5] .. ':{u:' .. from .. '}:live'"));
+    }
 
     #[test]
     fn conversation_keys_share_a_hash_tag() {
@@ -66,5 +99,8 @@ mod tests {
         assert_eq!(k.conns("alice"), "chat:{u:alice}:conns");
         assert_eq!(k.conn_info("alice"), "chat:{u:alice}:conninfo");
         assert_eq!(Keys::new("app2").online(), "app2:online");
+        assert_eq!(k.acked("alice"), "chat:{u:alice}:acked");
+        assert_eq!(k.read("alice"), "chat:{u:alice}:read");
+        assert_eq!(k.log(), "chat:log");
     }
 }

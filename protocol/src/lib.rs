@@ -28,5 +28,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Default number of messages a conversation's Redis stream keeps before trimming.
 pub const DEFAULT_RETENTION: u64 = 10_000;
 
+/// Default approximate cap of the persistence log. Entries leave the log once written to
+/// MySQL; the cap only bites when MySQL has been unreachable for this many messages.
+pub const DEFAULT_LOG_CAP: u64 = 1_000_000;
+
 /// Default upper bound, in bytes, of one message's JSON payload.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;

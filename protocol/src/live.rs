@@ -4,7 +4,9 @@
 //! routing needs in a tiny text header and leaves the envelope as opaque bytes to forward:
 //!
 //! - `m<seq> <envelope JSON>` — message number `<seq>` of the conversation;
-//! - `k<reason>` — close every connection of the inbox's user (`chat_kick`); reason may be empty.
+//! - `k<reason>` — close every connection of the inbox's user (`chat_kick`); reason may be empty;
+//! - `e<JSON frame>` — an ephemeral event (read sync, receipt) forwarded to the channel's
+//!   clients as is; not stored, not sequenced.
 //!
 //! The Lua scripts write these; [`LiveEvent::parse`] reads them.
 
@@ -13,6 +15,7 @@
 pub enum LiveEvent<'a> {
     Message { seq: u64, envelope: &'a str },
     Kick { reason: &'a str },
+    Event { frame: &'a str },
 }
 
 /// A payload that does not follow the format above (a foreign publisher on our channel).
@@ -31,6 +34,7 @@ impl<'a> LiveEvent<'a> {
                 Ok(LiveEvent::Message { seq, envelope })
             }
             Some(b'k') => Ok(LiveEvent::Kick { reason: &text[1..] }),
+            Some(b'e') if text.len() > 1 => Ok(LiveEvent::Event { frame: &text[1..] }),
             _ => Err(MalformedLive("unknown event tag")),
         }
     }
@@ -54,11 +58,12 @@ mod tests {
         );
         assert_eq!(LiveEvent::parse(b"kbye").unwrap(), LiveEvent::Kick { reason: "bye" });
         assert_eq!(LiveEvent::parse(b"k").unwrap(), LiveEvent::Kick { reason: "" });
+        assert_eq!(LiveEvent::parse(br#"e{"type":"read"}"#).unwrap(), LiveEvent::Event { frame: r#"{"type":"read"}"# });
     }
 
     #[test]
     fn refuses_garbage() {
-        for p in [&b""[..], b"x", b"m12", b"mx {}", b"\xff"] {
+        for p in [&b""[..], b"x", b"m12", b"mx {}", b"\xff", b"e"] {
             assert!(LiveEvent::parse(p).is_err(), "{p:?}");
         }
     }

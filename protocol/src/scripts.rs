@@ -24,6 +24,12 @@ static COUNT: LazyLock<Script> =
 static DEVICES: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/presence_devices.lua")));
 static KICK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/kick.lua")));
+static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/ack.lua")));
+static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/read.lua")));
+static UNREAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/unread.lua")));
+
+/// Most stream entries one read/unread call scans (bounds the script's run time).
+pub const MAX_SCAN: u64 = 10_000;
 
 /// A message to accept into one or more conversations.
 #[derive(Debug)]
@@ -44,11 +50,13 @@ pub struct Push<'a> {
 /// `chat_push`: returns the sequence numbers assigned, one per target (`Vec<u64>`).
 pub fn push(keys: &Keys, msg: &Push<'_>) -> ScriptInvocation<'static> {
     let mut inv = PUSH.prepare_invoke();
+    inv.key(keys.log()).key(keys.log_enabled());
     inv.arg(msg.id.as_str())
         .arg(json_str_or_null(msg.from))
         .arg(json_str_or_null(msg.to))
         .arg(msg.data_json)
-        .arg(msg.retention);
+        .arg(msg.retention)
+        .arg(crate::DEFAULT_LOG_CAP);
     for conv in msg.targets {
         inv.key(keys.seq(conv)).key(keys.stream(conv));
         inv.arg(conv.to_string()).arg(keys.live(conv));
@@ -108,6 +116,38 @@ pub fn kick(keys: &Keys, uid: &str, reason: &str) -> ScriptInvocation<'static> {
     let mut inv = KICK.prepare_invoke();
     inv.key(keys.conns(uid));
     inv.arg(keys.live(&Conversation::Inbox(uid.to_owned()))).arg(reason);
+    inv
+}
+
+/// Raises the user's acknowledged sequence per conversation (never lowers it).
+pub fn ack(keys: &Keys, uid: &str, acks: &[(String, u64)]) -> ScriptInvocation<'static> {
+    let mut inv = ACK.prepare_invoke();
+    inv.key(keys.acked(uid));
+    for (conv, seq) in acks {
+        inv.arg(conv).arg(*seq);
+    }
+    inv
+}
+
+/// `uid` read `conv` up to `seq`: moves the read pointer, syncs the user's other devices,
+/// sends receipts to the senders. Returns the read pointer (`u64`).
+pub fn read(keys: &Keys, uid: &str, conv: &Conversation, seq: u64) -> ScriptInvocation<'static> {
+    let mut inv = READ.prepare_invoke();
+    inv.key(keys.read(uid)).key(keys.stream(conv));
+    let own = keys.live(&Conversation::Inbox(uid.to_owned()));
+    inv.arg(conv.to_string()).arg(seq).arg(uid).arg(own).arg(keys.namespace()).arg(MAX_SCAN);
+    inv
+}
+
+/// `chat_unread`: flat `[conv, count, ...]` for the given conversations of `uid`.
+pub fn unread(keys: &Keys, uid: &str, convs: &[Conversation]) -> ScriptInvocation<'static> {
+    let mut inv = UNREAD.prepare_invoke();
+    inv.key(keys.read(uid));
+    inv.arg(uid).arg(MAX_SCAN);
+    for conv in convs {
+        inv.key(keys.seq(conv)).key(keys.stream(conv));
+        inv.arg(conv.to_string());
+    }
     inv
 }
 

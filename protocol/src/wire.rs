@@ -1,7 +1,10 @@
 //! The client wire protocol: JSON text frames in both directions, error codes, close codes.
 //! `docs/PROTOCOL.md` is the prose version of this file; keep them in step.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Close codes the sidecar uses. 1xxx are RFC 6455's; 4xxx are ours.
 pub mod close {
@@ -15,6 +18,8 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The node hit an internal error; reconnect and resume.
     pub const INTERNAL: u16 = 1011;
+    /// Redis is unavailable to the node; reconnect with backoff and resume.
+    pub const TRY_AGAIN: u16 = 1013;
     /// The token is not valid (bad signature, malformed, wrong algorithm, bad subject).
     pub const BAD_TOKEN: u16 = 4001;
     /// The token has expired: fetch a new one from the app and reconnect.
@@ -37,15 +42,31 @@ pub mod error {
     pub const BINARY_UNSUPPORTED: &str = "binary_unsupported";
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
+    /// The conversation is not one this user may read or write.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// Client sends are switched off on this node (`CHAT_CLIENT_SEND=false`).
+    pub const SEND_DISABLED: &str = "send_disabled";
+    /// The node could not accept a `send` right now (Redis unavailable); retry it.
+    pub const UNAVAILABLE: &str = "unavailable";
 }
 
+/// Last sequence seen per conversation, as a client reports it on (re)connect.
+pub type Cursors = BTreeMap<String, u64>;
+
 /// A frame a client sends.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum ClientFrame {
-    /// The token, as the first frame, when it was not given in the URL or a header.
-    Auth { token: String },
+    /// The token (and optionally resume cursors), as the first frame, when the token was not
+    /// given in the URL or a header.
+    Auth { token: String, cursors: Option<Cursors> },
     /// Application-level ping; answered with `pong` echoing `ref`.
     Ping { r#ref: Option<serde_json::Value> },
+    /// "This device has received everything in `conv` up to `seq`."
+    Ack { conv: String, seq: u64 },
+    /// "The user has read `conv` up to `seq`."
+    Read { conv: String, seq: u64 },
+    /// A one-to-one message from this user to `to`; `data` is kept verbatim.
+    Send { to: String, data: Box<RawValue>, r#ref: Option<serde_json::Value> },
 }
 
 /// Why a client frame was refused; [`WireError::code`] is the error frame's `code`.
@@ -53,7 +74,7 @@ pub enum ClientFrame {
 pub enum WireError {
     #[error("frame is not a JSON object with a string \"type\": {0}")]
     BadJson(String),
-    #[error("unknown frame type {0:?}; known types: auth, ping")]
+    #[error("unknown frame type {0:?}; known types: auth, ping, ack, read, send")]
     UnknownType(String),
     #[error("bad {kind} frame: {detail}")]
     BadFrame { kind: &'static str, detail: String },
@@ -78,6 +99,8 @@ struct Head<'a> {
 #[derive(Deserialize)]
 struct AuthBody {
     token: String,
+    #[serde(default)]
+    cursors: Option<Cursors>,
 }
 
 #[derive(Deserialize)]
@@ -86,24 +109,43 @@ struct PingBody {
     r: Option<serde_json::Value>,
 }
 
+#[derive(Deserialize)]
+struct PositionBody {
+    conv: String,
+    seq: u64,
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    to: String,
+    data: Box<RawValue>,
+    #[serde(default, rename = "ref")]
+    r: Option<serde_json::Value>,
+}
+
 /// Parses one client text frame.
 pub fn parse_client(text: &str) -> Result<ClientFrame, WireError> {
     let head: Head<'_> = serde_json::from_str(text).map_err(|e| WireError::BadJson(e.to_string()))?;
-    let bad = |kind: &'static str| move |e: serde_json::Error| WireError::BadFrame { kind, detail: e.to_string() };
+    fn body<T: serde::de::DeserializeOwned>(kind: &'static str, text: &str) -> Result<T, WireError> {
+        serde_json::from_str(text).map_err(|e| WireError::BadFrame { kind, detail: e.to_string() })
+    }
     match head.kind.as_ref() {
-        "auth" => {
-            let b: AuthBody = serde_json::from_str(text).map_err(bad("auth"))?;
-            Ok(ClientFrame::Auth { token: b.token })
-        }
-        "ping" => {
-            let b: PingBody = serde_json::from_str(text).map_err(bad("ping"))?;
-            Ok(ClientFrame::Ping { r#ref: b.r })
-        }
+        "auth" => body::<AuthBody>("auth", text).map(|b| ClientFrame::Auth { token: b.token, cursors: b.cursors }),
+        "ping" => body::<PingBody>("ping", text).map(|b| ClientFrame::Ping { r#ref: b.r }),
+        "ack" => body::<PositionBody>("ack", text).map(|b| ClientFrame::Ack { conv: b.conv, seq: b.seq }),
+        "read" => body::<PositionBody>("read", text).map(|b| ClientFrame::Read { conv: b.conv, seq: b.seq }),
+        "send" => body::<SendBody>("send", text).map(|b| ClientFrame::Send { to: b.to, data: b.data, r#ref: b.r }),
         other => Err(WireError::UnknownType(other.chars().take(64).collect())),
     }
 }
 
-/// A frame the sidecar sends, other than message envelopes (which arrive pre-serialized).
+/// Parses resume cursors given in the URL (`?cursors={"u:alice":41}`).
+pub fn parse_cursors(json: &str) -> Result<Cursors, WireError> {
+    serde_json::from_str(json).map_err(|e| WireError::BadFrame { kind: "cursors", detail: e.to_string() })
+}
+
+/// A frame the sidecar sends, other than message envelopes and relayed events (which arrive
+/// pre-serialized).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
@@ -115,22 +157,34 @@ pub enum ServerFrame {
         /// The client should send something (a `ping` frame will do) at least this often.
         heartbeat_ms: u64,
         max_frame_bytes: usize,
-        /// Last sequence number per conversation at the moment live delivery started.
-        cursors: std::collections::BTreeMap<String, u64>,
+        /// Per conversation, the sequence after which delivery starts: the client's own cursor
+        /// when it sent one, else the last one any of the user's devices acknowledged. Every
+        /// message after it follows, in order (replayed first, then live).
+        cursors: Cursors,
     },
     Pong {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<serde_json::Value>,
     },
+    /// A `send` was accepted: its id, and its position in the sender's own inbox.
+    Sent {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<serde_json::Value>,
+        id: String,
+        conv: String,
+        seq: u64,
+    },
     Error {
         code: String,
         message: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<serde_json::Value>,
     },
 }
 
 impl ServerFrame {
     pub fn error(code: &str, message: impl Into<String>) -> Self {
-        ServerFrame::Error { code: code.to_owned(), message: message.into() }
+        ServerFrame::Error { code: code.to_owned(), message: message.into(), r#ref: None }
     }
 
     pub fn to_json(&self) -> String {
@@ -144,14 +198,22 @@ mod tests {
 
     #[test]
     fn parses_known_frames() {
-        assert_eq!(
-            parse_client(r#"{"type":"auth","token":"t"}"#).unwrap(),
-            ClientFrame::Auth { token: "t".into() }
-        );
-        assert_eq!(
-            parse_client(r#"{"type":"ping","ref":7}"#).unwrap(),
-            ClientFrame::Ping { r#ref: Some(7.into()) }
-        );
+        match parse_client(r#"{"type":"auth","token":"t","cursors":{"u:a":3}}"#).unwrap() {
+            ClientFrame::Auth { token, cursors } => {
+                assert_eq!(token, "t");
+                assert_eq!(cursors.unwrap()["u:a"], 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_client(r#"{"type":"ping","ref":7}"#).unwrap(), ClientFrame::Ping { r#ref: Some(_) }));
+        assert!(matches!(parse_client(r#"{"type":"ack","conv":"u:a","seq":4}"#).unwrap(), ClientFrame::Ack { seq: 4, .. }));
+        match parse_client(r#"{"type":"send","to":"bob","data":{"a":[]} }"#).unwrap() {
+            ClientFrame::Send { to, data, .. } => {
+                assert_eq!(to, "bob");
+                assert_eq!(data.get(), r#"{"a":[]}"#, "data is kept verbatim");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -160,6 +222,10 @@ mod tests {
         assert_eq!(parse_client("[1]").unwrap_err().code(), error::BAD_JSON);
         assert_eq!(parse_client(r#"{"type":"zap"}"#).unwrap_err().code(), error::UNKNOWN_TYPE);
         assert_eq!(parse_client(r#"{"type":"auth"}"#).unwrap_err().code(), error::BAD_FRAME);
+        assert_eq!(parse_client(r#"{"type":"ack","conv":"u:a","seq":-1}"#).unwrap_err().code(), error::BAD_FRAME);
+        assert_eq!(parse_client(r#"{"type":"send","to":"b"}"#).unwrap_err().code(), error::BAD_FRAME);
+        assert!(parse_cursors(r#"{"u:a":1}"#).is_ok());
+        assert!(parse_cursors(r#"{"u:a":"x"}"#).is_err());
     }
 
     #[test]

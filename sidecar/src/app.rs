@@ -14,6 +14,9 @@ use crate::config::Settings;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::store::persister::Persister;
+use crate::store::History;
+use crate::webhook::Webhook;
 
 pub struct App {
     pub settings: Settings,
@@ -23,6 +26,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub presence: Arc<Presence>,
     pub metrics: Arc<Metrics>,
+    /// MySQL history, when `CHAT_MYSQL_URL` is set.
+    pub history: Option<History>,
     pub origins: Vec<String>,
     pub ws_config: WebSocketConfig,
     /// Cancelled when the node shuts down.
@@ -56,6 +61,35 @@ impl App {
         };
         let metrics = Arc::new(Metrics::default());
         let keys = Keys::new(settings.namespace.clone());
+        let history = match settings.mysql_url.as_str() {
+            "" => {
+                tracing::warn!("CHAT_MYSQL_URL is not set: history lives only in Redis (last {} messages per conversation)", settings.retention);
+                None
+            }
+            url => {
+                let h = History::open(url).await?;
+                tracing::info!(mysql = %settings.mysql_url_for_logs(), "history in MySQL; schema up to date");
+                Some(h)
+            }
+        };
+        let webhook = match settings.webhook_url.as_str() {
+            "" => None,
+            url => Some(Webhook::new(url.to_owned(), settings.webhook_secret.clone(), settings.webhook_retries, metrics.clone())?),
+        };
+        if history.is_some() || webhook.is_some() {
+            Persister {
+                keys: keys.clone(),
+                redis: ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
+                history: history.clone(),
+                webhook,
+                consumer: settings.node_id.clone(),
+                batch: settings.persist_batch,
+                claim_idle_ms: settings.persist_claim_idle_ms,
+                metrics: metrics.clone(),
+            }
+            .start(shutdown.clone())
+            .await?;
+        }
         let hub = Hub::start(client, metrics.clone(), shutdown.clone());
         let presence = Presence::new(keys.clone(), settings.presence_ttl_ms, redis.clone(), metrics.clone());
         presence.spawn_refresher(shutdown.clone());
@@ -72,6 +106,7 @@ impl App {
             hub,
             presence,
             metrics,
+            history,
             ws_config,
             shutdown,
             tasks: TaskTracker::new(),

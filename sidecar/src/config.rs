@@ -82,6 +82,22 @@ settings! {
     presence_ttl_ms: u64 = "30000", env "CHAT_PRESENCE_TTL_MS";
     /// Messages fetched from a Redis stream per round trip when filling a gap.
     replay_batch: usize = "500", env "CHAT_REPLAY_BATCH";
+    /// Messages a conversation's Redis stream keeps for client sends; equals chat.retention.
+    retention: u64 = "10000", env "CHAT_RETENTION";
+    /// Whether clients may send one-to-one messages with `send` frames.
+    client_send: bool = "true", env "CHAT_CLIENT_SEND";
+    /// MySQL/MariaDB URL (mysql://user:pass@host:3306/db) for history; empty = Redis retention only.
+    mysql_url: String = "", env "CHAT_MYSQL_URL";
+    /// Log entries written to MySQL per batch.
+    persist_batch: usize = "500", env "CHAT_PERSIST_BATCH";
+    /// Idle time after which another node's pending log entries are taken over, in ms.
+    persist_claim_idle_ms: u64 = "30000", env "CHAT_PERSIST_CLAIM_IDLE_MS";
+    /// URL that receives signed webhooks (message.offline); empty = none.
+    webhook_url: String = "", env "CHAT_WEBHOOK_URL";
+    /// HMAC-SHA256 key for the X-Chat-Signature header of webhooks.
+    webhook_secret: String = "", env "CHAT_WEBHOOK_SECRET";
+    /// Retries of a failed webhook (exponential backoff from 0.5 s, at most 60 s apart).
+    webhook_retries: u32 = "8", env "CHAT_WEBHOOK_RETRIES";
 }
 
 /// chat-sidecar: holds the live WebSocket connections of a PHP app's users and delivers what
@@ -146,12 +162,23 @@ impl Settings {
 
     /// The Redis URL with any password replaced, for logs.
     pub fn redis_url_for_logs(&self) -> String {
-        match self.redis_url.split_once('@') {
+        mask_password(&self.redis_url)
+    }
+
+    /// The MySQL URL with any password replaced, for logs.
+    pub fn mysql_url_for_logs(&self) -> String {
+        mask_password(&self.mysql_url)
+    }
+}
+
+fn mask_password(url: &str) -> String {
+    {
+        match url.split_once('@') {
             Some((creds, host)) => match creds.rsplit_once(':') {
                 Some((scheme_user, _)) if scheme_user.contains("//") => format!("{scheme_user}:***@{host}"),
                 _ => format!("***@{host}"),
             },
-            None => self.redis_url.clone(),
+            None => url.to_owned(),
         }
     }
 }
@@ -180,5 +207,6 @@ mod tests {
     fn redis_password_is_masked() {
         let s = Overrides { redis_url: Some("redis://:hunter2@h:6379".into()), ..Default::default() }.resolve();
         assert_eq!(s.redis_url_for_logs(), "redis://:***@h:6379");
+        assert_eq!(mask_password("mysql://chat:pw@db:3306/chat"), "mysql://chat:***@db:3306/chat");
     }
 }

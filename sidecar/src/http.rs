@@ -48,6 +48,10 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 struct WsQuery {
     token: Option<String>,
     device: Option<String>,
+    /// JSON object of resume cursors, e.g. {"u:alice":41}.
+    cursors: Option<String>,
+    /// `client` when the client sends `ack` frames itself.
+    ack: Option<String>,
 }
 
 fn plain(status: StatusCode, text: String) -> Response {
@@ -71,6 +75,15 @@ async fn upgrade(State(app): State<Arc<App>>, Query(q): Query<WsQuery>, mut req:
     if let Err(e) = chat_protocol::ids::validate("device", &device) {
         return plain(StatusCode::BAD_REQUEST, format!("{e}\n"));
     }
+    let cursors = match q.cursors.as_deref().map(chat_protocol::wire::parse_cursors).transpose() {
+        Ok(c) => c,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let client_acks = match q.ack.as_deref() {
+        None | Some("auto") => false,
+        Some("client") => true,
+        Some(other) => return plain(StatusCode::BAD_REQUEST, format!("ack={other:?}: use ack=client or ack=auto\n")),
+    };
     let token = q.token.or_else(|| bearer(headers));
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -79,7 +92,7 @@ async fn upgrade(State(app): State<Arc<App>>, Query(q): Query<WsQuery>, mut req:
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(task_app.ws_config)).await;
-                session::run(task_app, ws, Handshake { token, device }).await;
+                session::run(task_app, ws, Handshake { token, device, cursors, client_acks }).await;
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }

@@ -36,6 +36,8 @@ pub enum Outbound {
     Message(Arc<LiveMessage>),
     /// `chat_kick`: close with this reason.
     Kick(Arc<str>),
+    /// An ephemeral event (read sync, receipt): written to the client as is.
+    Event(Utf8Bytes),
     /// Notifications may have been missed: catch up from the streams.
     Resync,
 }
@@ -159,6 +161,7 @@ impl Hub {
                 text: Utf8Bytes::from(envelope.to_owned()),
             })),
             LiveEvent::Kick { reason } => Outbound::Kick(Arc::from(reason)),
+            LiveEvent::Event { frame } => Outbound::Event(Utf8Bytes::from(frame.to_owned())),
         };
         for s in &t.subscribers {
             offer(s, item.clone());

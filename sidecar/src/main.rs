@@ -9,7 +9,9 @@ mod metrics;
 mod presence;
 mod ratelimit;
 mod session;
+mod store;
 mod streams;
+mod webhook;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,6 +26,8 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // reqwest is built without a default TLS backend; ring is the one we ship.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = match config::Settings::load() {
         Ok(s) => s,
         Err(e) => {

@@ -61,6 +61,20 @@ metrics! {
     redis_errors_total: counter,
     /// Times the pub/sub connection to Redis was re-established.
     pubsub_reconnects_total: counter,
+    /// Messages sent by clients with `send` frames.
+    client_sends_total: counter,
+    /// Messages written to MySQL by this node.
+    messages_persisted_total: counter,
+    /// Messages replayed to clients from MySQL (older than Redis retention).
+    messages_from_mysql_total: counter,
+    /// MySQL statements that failed.
+    mysql_errors_total: counter,
+    /// Webhooks the app accepted (2xx).
+    webhooks_delivered_total: counter,
+    /// Webhook attempts that failed and were retried.
+    webhook_retries_total: counter,
+    /// Webhooks given up after all retries, or dropped because too many were in flight.
+    webhook_dropped_total: counter,
 }
 
 impl Metrics {

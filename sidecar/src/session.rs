@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_protocol::scripts::ConnInfo;
+use chat_protocol::scripts::{self, ConnInfo, Push};
 use chat_protocol::token::{self, TokenError};
-use chat_protocol::wire::{self, close, ClientFrame, ServerFrame};
-use chat_protocol::{Claims, Conversation};
+use chat_protocol::wire::{self, close, ClientFrame, Cursors, ServerFrame};
+use chat_protocol::{ids, Claims, Conversation, MessageId};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -52,11 +52,16 @@ fn close_with(code: u16, reason: impl Into<Cow<'static, str>>) -> Exit {
 pub struct Handshake {
     pub token: Option<String>,
     pub device: String,
+    /// Resume cursors from the URL (`?cursors=`); an auth frame may bring them instead.
+    pub cursors: Option<Cursors>,
+    /// `?ack=client`: the client acknowledges with `ack` frames; otherwise a message counts as
+    /// acknowledged once written to the socket.
+    pub client_acks: bool,
 }
 
 /// Runs a connection to completion.
-pub async fn run(app: Arc<App>, mut ws: Ws, hs: Handshake) {
-    let claims = match authenticate(&app, &mut ws, hs.token).await {
+pub async fn run(app: Arc<App>, mut ws: Ws, mut hs: Handshake) {
+    let claims = match authenticate(&app, &mut ws, hs.token.take(), &mut hs.cursors).await {
         Ok(c) => c,
         Err(exit) => {
             Metrics::inc(&app.metrics.auth_failures_total);
@@ -76,8 +81,11 @@ pub async fn run(app: Arc<App>, mut ws: Ws, hs: Handshake) {
         bucket: TokenBucket::new(app.settings.rate_limit, app.settings.rate_burst, Instant::now()),
         strikes: 0,
         last_heard: Instant::now(),
+        client_acks: hs.client_acks,
+        acks: HashMap::new(),
     };
-    let exit = match session.start(&mut ws, &hs.device, Subscriber { conn, tx, overflow: overflow.clone() }).await {
+    let sub = Subscriber { conn, tx, overflow: overflow.clone() };
+    let exit = match session.start(&mut ws, &hs.device, hs.cursors.take().unwrap_or_default(), sub).await {
         Ok(()) => {
             app.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Metrics::inc(&app.metrics.connections_total);
@@ -92,7 +100,7 @@ pub async fn run(app: Arc<App>, mut ws: Ws, hs: Handshake) {
 }
 
 /// Checks the token from the URL/header, or waits for an `auth` frame.
-async fn authenticate(app: &App, ws: &mut Ws, token: Option<String>) -> Result<Claims, Exit> {
+async fn authenticate(app: &App, ws: &mut Ws, token: Option<String>, cursors: &mut Option<Cursors>) -> Result<Claims, Exit> {
     let token = match token {
         Some(t) => t,
         None => {
@@ -100,7 +108,12 @@ async fn authenticate(app: &App, ws: &mut Ws, token: Option<String>) -> Result<C
             match tokio::time::timeout(wait, ws.next()).await {
                 Err(_) => return Err(close_with(close::AUTH_TIMEOUT, "no token: pass ?token=, an Authorization: Bearer header, or an auth frame first")),
                 Ok(Some(Ok(Message::Text(t)))) => match wire::parse_client(&t) {
-                    Ok(ClientFrame::Auth { token }) => token,
+                    Ok(ClientFrame::Auth { token, cursors: from_frame }) => {
+                        if from_frame.is_some() {
+                            *cursors = from_frame;
+                        }
+                        token
+                    }
                     _ => return Err(close_with(close::AUTH_TIMEOUT, "the first frame must be {\"type\":\"auth\",\"token\":\"...\"}")),
                 },
                 Ok(Some(Err(e))) => return Err(read_error(app, e)),
@@ -126,26 +139,41 @@ struct Session {
     /// Frames refused in a row by the rate limit.
     strikes: u32,
     last_heard: Instant,
+    client_acks: bool,
+    /// Acknowledged positions not yet written to Redis: conversation id -> seq.
+    acks: HashMap<String, u64>,
 }
 
 impl Session {
-    /// Subscribes the user's inbox, registers presence, sends the welcome frame.
-    async fn start(&mut self, ws: &mut Ws, device: &str, sub: Subscriber) -> Result<(), Exit> {
+    /// Subscribes the user's conversations, registers presence, sends the welcome frame, then
+    /// replays everything after each starting cursor.
+    async fn start(&mut self, ws: &mut Ws, device: &str, requested: Cursors, sub: Subscriber) -> Result<(), Exit> {
         let app = self.app.clone();
-        let inbox = Conversation::Inbox(self.uid.to_string());
-        let unavailable = || close_with(1013, "chat backend unavailable; try again later");
-        let topic = app.hub.join(&app.keys.live(&inbox), sub).await.map_err(|_| unavailable())?;
-        // Recorded before anything else can fail, so leave() always undoes the join.
-        self.cursors.insert(topic.clone(), Cursor { stream_key: app.keys.stream(&inbox), seq: 0 });
-        let mut redis = app.redis.clone();
-        let cursor = Cursor::at_latest(&mut redis, &app.keys, &inbox).await.map_err(|e| {
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             Metrics::inc(&app.metrics.redis_errors_total);
-            tracing::warn!(error = %e, "cannot read inbox sequence");
-            unavailable()
-        })?;
-        let mut cursors_out = std::collections::BTreeMap::new();
-        cursors_out.insert(inbox.to_string(), cursor.seq);
-        self.cursors.insert(topic, cursor);
+            tracing::warn!(error = %e, "{what}");
+            close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
+        };
+        let mut redis = app.redis.clone();
+        let acked: HashMap<String, u64> = redis::cmd("HGETALL")
+            .arg(app.keys.acked(&self.uid))
+            .query_async(&mut redis)
+            .await
+            .map_err(|e| unavailable("cannot read acknowledged positions", &e))?;
+        let convs = [Conversation::Inbox(self.uid.to_string())];
+        let mut starts = Cursors::new();
+        for conv in convs {
+            let conv_id = conv.to_string();
+            let topic = app.hub.join(&app.keys.live(&conv), sub.clone()).await.map_err(|e| unavailable("subscribe failed", &e))?;
+            // Recorded before anything else can fail, so leave() always undoes the join.
+            self.cursors.insert(topic.clone(), Cursor::new(&app.keys, conv));
+            let latest = Cursor::latest(&mut redis, &app.keys, &self.cursors[&topic].conv)
+                .await
+                .map_err(|e| unavailable("cannot read a conversation's sequence", &e))?;
+            let start = requested.get(&conv_id).or(acked.get(&conv_id)).copied().unwrap_or(0).min(latest);
+            self.cursors.get_mut(&topic).expect("just inserted").seq = start;
+            starts.insert(conv_id, start);
+        }
         let info = ConnInfo {
             id: self.conn_name.clone(),
             node: app.settings.node_id.clone(),
@@ -153,22 +181,26 @@ impl Session {
             transport: "websocket".into(),
             connected_at: unix_now_ms(),
         };
-        app.presence.register(self.conn, self.uid.clone(), info).await.map_err(|e| {
-            Metrics::inc(&app.metrics.redis_errors_total);
-            tracing::warn!(error = %e, "cannot register presence");
-            unavailable()
-        })?;
+        app.presence
+            .register(self.conn, self.uid.clone(), info)
+            .await
+            .map_err(|e| unavailable("cannot register presence", &e))?;
         let welcome = ServerFrame::Welcome {
             uid: self.uid.to_string(),
             conn: self.conn_name.clone(),
             node: app.settings.node_id.clone(),
             heartbeat_ms: app.settings.heartbeat_ms,
             max_frame_bytes: app.settings.max_frame_bytes,
-            cursors: cursors_out,
+            cursors: starts.clone(),
         };
         self.write(ws, Message::text(welcome.to_json())).await?;
+        for conv in requested.keys().filter(|c| !starts.contains_key(*c)) {
+            let e = ServerFrame::error(wire::error::FORBIDDEN, format!("cursor for {conv:?} ignored: not a conversation of this user"));
+            self.write(ws, Message::text(e.to_json())).await?;
+        }
+        self.handle(ws, Outbound::Resync).await?;
         self.flush(ws).await?;
-        tracing::debug!(conn = %self.conn_name, uid = %self.uid, "connected");
+        tracing::debug!(conn = %self.conn_name, uid = %self.uid, ?starts, "connected");
         Ok(())
     }
 
@@ -176,6 +208,8 @@ impl Session {
         let app = self.app.clone();
         let heartbeat = Duration::from_millis(app.settings.heartbeat_ms);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let ack_every = Duration::from_millis(250);
+        let mut ack_ticker = tokio::time::interval_at(tokio::time::Instant::now() + ack_every, ack_every);
         loop {
             let step = tokio::select! {
                 biased;
@@ -190,6 +224,7 @@ impl Session {
                     None => Err(close_with(close::INTERNAL, "internal error")),
                 },
                 _ = ticker.tick() => self.heartbeat(ws, heartbeat).await,
+                _ = ack_ticker.tick() => { self.flush_acks().await; Ok(()) }
             };
             if let Err(exit) = step {
                 return exit;
@@ -228,16 +263,22 @@ impl Session {
         match msg {
             Message::Text(text) => {
                 let reply = match wire::parse_client(&text) {
-                    Ok(ClientFrame::Ping { r#ref }) => ServerFrame::Pong { r#ref },
+                    Ok(ClientFrame::Ping { r#ref }) => Some(ServerFrame::Pong { r#ref }),
                     Ok(ClientFrame::Auth { .. }) => {
-                        ServerFrame::error(wire::error::ALREADY_AUTHENTICATED, "this connection is already authenticated")
+                        Some(ServerFrame::error(wire::error::ALREADY_AUTHENTICATED, "this connection is already authenticated"))
                     }
+                    Ok(ClientFrame::Ack { conv, seq }) => self.on_ack(conv, seq),
+                    Ok(ClientFrame::Read { conv, seq }) => self.on_read(conv, seq).await,
+                    Ok(ClientFrame::Send { to, data, r#ref }) => Some(self.on_send(&to, data.get(), r#ref).await),
                     Err(e) => {
                         Metrics::inc(&self.app.metrics.bad_frames_total);
-                        ServerFrame::error(e.code(), e.to_string())
+                        Some(ServerFrame::error(e.code(), e.to_string()))
                     }
                 };
-                self.send_now(ws, reply).await
+                match reply {
+                    Some(frame) => self.send_now(ws, frame).await,
+                    None => Ok(()),
+                }
             }
             Message::Binary(_) => {
                 Metrics::inc(&self.app.metrics.bad_frames_total);
@@ -246,6 +287,88 @@ impl Session {
             }
             // Pings are answered by tungstenite itself on the next write or flush.
             _ => self.flush(ws).await,
+        }
+    }
+
+    /// The cursor of conversation `conv`, if this connection holds it.
+    fn cursor_of(&self, conv: &str) -> Option<&Cursor> {
+        self.cursors.values().find(|c| c.conv_id == conv)
+    }
+
+    fn forbidden(conv: &str) -> ServerFrame {
+        ServerFrame::error(wire::error::FORBIDDEN, format!("{conv:?} is not a conversation of this user"))
+    }
+
+    fn on_ack(&mut self, conv: String, seq: u64) -> Option<ServerFrame> {
+        let Some(cursor) = self.cursor_of(&conv) else { return Some(Self::forbidden(&conv)) };
+        // A device cannot acknowledge what it was never sent.
+        let seq = seq.min(cursor.seq);
+        let slot = self.acks.entry(conv).or_insert(0);
+        *slot = (*slot).max(seq);
+        None
+    }
+
+    async fn on_read(&mut self, conv: String, seq: u64) -> Option<ServerFrame> {
+        let Some(cursor) = self.cursor_of(&conv) else { return Some(Self::forbidden(&conv)) };
+        let (conversation, seq) = (cursor.conv.clone(), seq.min(cursor.seq));
+        let r: redis::RedisResult<u64> =
+            scripts::read(&self.app.keys, &self.uid, &conversation, seq).invoke_async(&mut self.app.redis.clone()).await;
+        match r {
+            Ok(_) => None,
+            Err(e) => {
+                Metrics::inc(&self.app.metrics.redis_errors_total);
+                tracing::warn!(error = %e, "cannot record read state");
+                Some(ServerFrame::error(wire::error::UNAVAILABLE, "read state not recorded; send it again"))
+            }
+        }
+    }
+
+    async fn on_send(&mut self, to: &str, data: &str, r#ref: Option<serde_json::Value>) -> ServerFrame {
+        let refuse = |code: &str, message: String, r#ref| ServerFrame::Error { code: code.to_owned(), message, r#ref };
+        if !self.app.settings.client_send {
+            return refuse(wire::error::SEND_DISABLED, "clients may not send on this node; the app sends through chat_push()".into(), r#ref);
+        }
+        if let Err(e) = ids::validate("recipient", to) {
+            return refuse(wire::error::BAD_FRAME, e.to_string(), r#ref);
+        }
+        let id = MessageId::generate();
+        let targets = scripts::direct_targets(to, Some(&self.uid));
+        let push = Push { id: &id, from: Some(&self.uid), to: Some(to), data_json: data, targets: &targets, retention: self.app.settings.retention };
+        let seqs: redis::RedisResult<Vec<u64>> = scripts::push(&self.app.keys, &push).invoke_async(&mut self.app.redis.clone()).await;
+        match seqs {
+            Ok(seqs) => {
+                Metrics::inc(&self.app.metrics.client_sends_total);
+                // The sender's own copy is the last target.
+                ServerFrame::Sent { r#ref, id: id.to_string(), conv: format!("u:{}", self.uid), seq: *seqs.last().unwrap_or(&0) }
+            }
+            Err(e) => {
+                Metrics::inc(&self.app.metrics.redis_errors_total);
+                tracing::warn!(error = %e, "client send failed");
+                refuse(wire::error::UNAVAILABLE, "not sent: chat backend unavailable; retry".into(), r#ref)
+            }
+        }
+    }
+
+    /// Writes pending acknowledgements to Redis (coalesced: at most every 250 ms).
+    async fn flush_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let acks: Vec<(String, u64)> = self.acks.drain().collect();
+        let r: redis::RedisResult<()> = scripts::ack(&self.app.keys, &self.uid, &acks).invoke_async(&mut self.app.redis.clone()).await;
+        if let Err(e) = r {
+            // Not fatal: a later ack covers these, at worst a device gets them again.
+            Metrics::inc(&self.app.metrics.redis_errors_total);
+            tracing::warn!(error = %e, "cannot record acknowledgements");
+        }
+    }
+
+    /// In automatic mode a write counts as the acknowledgement.
+    fn auto_ack(&mut self, topic: &Arc<str>) {
+        if !self.client_acks {
+            if let Some(c) = self.cursors.get(topic) {
+                self.acks.insert(c.conv_id.clone(), c.seq);
+            }
         }
     }
 
@@ -279,8 +402,10 @@ impl Session {
                 if let Some(c) = self.cursors.get_mut(&m.topic) {
                     c.seq = m.seq;
                 }
+                self.auto_ack(&m.topic);
                 Ok(())
             }
+            Outbound::Event(frame) => self.write(ws, Message::Text(frame)).await,
             Outbound::Kick(reason) => {
                 Metrics::inc(&self.app.metrics.kicks_total);
                 let reason = if reason.is_empty() { "closed by the app".to_owned() } else { reason.to_string() };
@@ -296,38 +421,86 @@ impl Session {
         }
     }
 
-    /// Sends what the stream holds after the cursor, up to sequence `upto`.
+    /// Sends what the stream holds after the cursor, up to sequence `upto`; what the stream
+    /// has already trimmed comes from MySQL.
     async fn catch_up(&mut self, ws: &mut Ws, topic: Arc<str>, upto: u64) -> Result<(), Exit> {
         let app = self.app.clone();
         let mut redis = app.redis.clone();
+        let backend_down = |what: &str, e: &dyn std::fmt::Display| {
+            Metrics::inc(&app.metrics.redis_errors_total);
+            tracing::warn!(error = %e, "{what}");
+            close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
+        };
         loop {
             let Some(cursor) = self.cursors.get(&topic) else { return Ok(()) };
             let (key, after) = (cursor.stream_key.clone(), cursor.seq);
             if after >= upto {
-                return Ok(());
+                break;
             }
-            let batch = streams::read_after(&mut redis, &key, after, app.settings.replay_batch).await.map_err(|e| {
-                Metrics::inc(&app.metrics.redis_errors_total);
-                tracing::warn!(error = %e, "cannot read stream to fill a gap");
-                close_with(1013, "chat backend unavailable; reconnect and resume")
-            })?;
-            if batch.is_empty() {
-                return Ok(());
+            let batch = streams::read_after(&mut redis, &key, after, app.settings.replay_batch)
+                .await
+                .map_err(|e| backend_down("cannot read a stream to fill a gap", &e))?;
+            let Some(&(first, _)) = batch.first() else { break };
+            if first > after + 1 {
+                // Older than the stream's retention.
+                let before = first.min(upto.saturating_add(1));
+                if !self.replay_from_mysql(ws, &topic, before).await? {
+                    let lost = before - after - 1;
+                    app.metrics.messages_trimmed_total.fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(conv = %key, from = after + 1, to = before - 1, "messages trimmed from Redis and not in MySQL");
+                    self.cursors.get_mut(&topic).expect("present").seq = before - 1;
+                }
+                continue;
             }
             for (seq, envelope) in batch {
                 if seq > upto {
-                    return Ok(());
-                }
-                let expected = self.cursors[&topic].seq + 1;
-                if seq > expected {
-                    // Older than the stream's retention; later issues read these from MySQL.
-                    app.metrics.messages_trimmed_total.fetch_add(seq - expected, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!(conv = %key, from = expected, to = seq - 1, "messages already trimmed from the stream");
+                    break;
                 }
                 self.write(ws, Message::text(envelope)).await?;
                 Metrics::inc(&app.metrics.messages_replayed_total);
                 Metrics::inc(&app.metrics.messages_delivered_total);
                 self.cursors.get_mut(&topic).expect("present").seq = seq;
+            }
+        }
+        self.auto_ack(&topic);
+        Ok(())
+    }
+
+    /// Replays messages below `before` from MySQL. Returns false when MySQL is not configured
+    /// or does not get the missing messages within a few seconds (the writer may lag).
+    async fn replay_from_mysql(&mut self, ws: &mut Ws, topic: &Arc<str>, before: u64) -> Result<bool, Exit> {
+        let app = self.app.clone();
+        let Some(history) = &app.history else { return Ok(false) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let cursor = &self.cursors[topic];
+            let (conv, after) = (cursor.conv_id.clone(), cursor.seq);
+            if after + 1 >= before {
+                return Ok(true);
+            }
+            let rows = match history.range(&conv, after, before, app.settings.replay_batch).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    Metrics::inc(&app.metrics.mysql_errors_total);
+                    tracing::warn!(error = %e, "cannot read history from MySQL");
+                    Vec::new()
+                }
+            };
+            if rows.first().map(|r| r.seq) != Some(after + 1) {
+                if Instant::now() > deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            for row in rows {
+                if row.seq != self.cursors[topic].seq + 1 {
+                    break;
+                }
+                self.write(ws, Message::text(row.envelope())).await?;
+                Metrics::inc(&app.metrics.messages_from_mysql_total);
+                Metrics::inc(&app.metrics.messages_delivered_total);
+                self.cursors.get_mut(topic).expect("present").seq = row.seq;
             }
         }
     }
@@ -367,8 +540,9 @@ impl Session {
         }
     }
 
-    /// Stops delivery and removes presence.
+    /// Records acknowledgements, stops delivery and removes presence.
     async fn leave(&mut self) {
+        self.flush_acks().await;
         for topic in self.cursors.keys() {
             self.app.hub.leave(topic, self.conn);
         }

@@ -6,16 +6,24 @@ use redis::aio::ConnectionManager;
 /// Where a connection stands in one conversation.
 #[derive(Debug)]
 pub struct Cursor {
+    pub conv: Conversation,
+    /// `conv` as on the wire (`u:alice`).
+    pub conv_id: String,
     pub stream_key: String,
     /// Last sequence number delivered to the client.
     pub seq: u64,
 }
 
 impl Cursor {
-    /// A cursor at the conversation's latest message (live delivery starts after it).
-    pub async fn at_latest(redis: &mut ConnectionManager, keys: &Keys, conv: &Conversation) -> redis::RedisResult<Self> {
+    /// A cursor before the conversation's first message.
+    pub fn new(keys: &Keys, conv: Conversation) -> Self {
+        Cursor { conv_id: conv.to_string(), stream_key: keys.stream(&conv), conv, seq: 0 }
+    }
+
+    /// The conversation's latest sequence number.
+    pub async fn latest(redis: &mut ConnectionManager, keys: &Keys, conv: &Conversation) -> redis::RedisResult<u64> {
         let seq: Option<u64> = redis::cmd("GET").arg(keys.seq(conv)).query_async(redis).await?;
-        Ok(Cursor { stream_key: keys.stream(conv), seq: seq.unwrap_or(0) })
+        Ok(seq.unwrap_or(0))
     }
 }
 

@@ -110,6 +110,83 @@ impl Drop for Redis {
     }
 }
 
+/// A MariaDB server of our own (mariadb-install-db into a temp dir, then mariadbd).
+pub struct MariaDb {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl MariaDb {
+    pub fn start() -> MariaDb {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"])
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .output()
+            .expect("mariadb-install-db not found: run `make deps` (or apt-get install mariadb-server)");
+        assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut db = MariaDb { port: free_port(), dir, child: None };
+        db.restart();
+        db.sql("CREATE DATABASE chat");
+        db
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/chat", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let d = self.dir.path();
+        let child = Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
+            .args(["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"])
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", d.join("sock").display()))
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("server.log")).unwrap())
+            .spawn()
+            .expect("mariadbd not found: run `make deps`");
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE * 2;
+        while self.try_sql("SELECT 1").is_none() {
+            assert!(Instant::now() < deadline, "mariadbd did not come up:\n{}", std::fs::read_to_string(d.join("server.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs SQL with the mariadb client; returns tab-separated rows without headers.
+    pub fn try_sql(&self, sql: &str) -> Option<String> {
+        let out = Command::new("mariadb")
+            .args(["--no-defaults", "-uroot", "-h127.0.0.1", "-N", "-B"])
+            .arg(format!("-P{}", self.port))
+            .args(["-e", sql])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        self.try_sql(sql).unwrap_or_else(|| panic!("SQL failed: {sql}"))
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A running chat-sidecar.
 pub struct Sidecar {
     pub addr: String,
@@ -199,11 +276,19 @@ impl Drop for Sidecar {
 /// The php CLI with the built extension, configured for one Redis.
 pub struct Php {
     pub redis_url: String,
+    /// Extra `-d` INI settings.
+    pub ini: Vec<String>,
 }
 
 impl Php {
     pub fn new(redis: &Redis) -> Php {
-        Php { redis_url: redis.url() }
+        Php { redis_url: redis.url(), ini: Vec::new() }
+    }
+
+    /// The same, with an extra INI setting (`"chat.retention=100"`).
+    pub fn with_ini(mut self, setting: &str) -> Php {
+        self.ini.push(setting.to_owned());
+        self
     }
 
     /// Runs PHP code; returns stdout, or panics with stderr when php exits non-zero.
@@ -224,6 +309,7 @@ impl Php {
             .arg(format!("chat.redis_url={}", self.redis_url))
             .arg("-d")
             .arg(format!("chat.jwt_secret={SECRET}"))
+            .args(self.ini.iter().flat_map(|s| ["-d", s.as_str()]))
             .arg("-r")
             .arg(code)
             .output()
@@ -297,6 +383,33 @@ impl Client {
         (c, welcome)
     }
 
+    /// Connects as `uid` with resume cursors (JSON object) and client-driven acks when asked.
+    pub async fn resume(sidecar: &Sidecar, php: &Php, uid: &str, cursors: Option<&serde_json::Value>, client_acks: bool) -> (Client, Value) {
+        let token = php.token(uid).await;
+        let mut query = format!("token={token}");
+        if let Some(c) = cursors {
+            query.push_str("&cursors=");
+            query.push_str(&url_encode(&c.to_string()));
+        }
+        if client_acks {
+            query.push_str("&ack=client");
+        }
+        let mut c = Client::connect(&sidecar.ws_url(&query)).await;
+        let welcome = c.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (c, welcome)
+    }
+
+    /// Next frame of the given type, skipping others.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
     /// Next text frame as JSON (pings are answered by tungstenite and skipped).
     pub async fn recv(&mut self) -> Value {
         loop {
@@ -346,4 +459,14 @@ impl Client {
         self.ws.close(None).await.unwrap();
         while let Some(Ok(_)) = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("close handshake timed out") {}
     }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

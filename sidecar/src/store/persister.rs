@@ -1,0 +1,236 @@
+//! Moves messages from the Redis persistence log into MySQL and tells the app about messages
+//! for offline users.
+//!
+//! Every node with `CHAT_MYSQL_URL` or `CHAT_WEBHOOK_URL` reads the log through one consumer
+//! group, so each entry is handled by one node. An entry is acknowledged (and deleted) only
+//! after its batch is in MySQL; while MySQL is down entries stay pending in Redis and the
+//! batch is retried. Inserts ignore rows already present, so a batch replayed after a crash is
+//! stored once. Entries left pending by a node that died are claimed by the others after
+//! `CHAT_PERSIST_CLAIM_IDLE_MS`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_protocol::{scripts, Keys};
+use redis::aio::ConnectionManager;
+use redis::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{History, StoredMessage};
+use crate::metrics::Metrics;
+use crate::webhook::Webhook;
+
+pub struct Persister {
+    pub keys: Keys,
+    /// A connection of its own: XREADGROUP BLOCK would stall a shared multiplexed connection.
+    pub redis: ConnectionManager,
+    pub history: Option<History>,
+    pub webhook: Option<Arc<Webhook>>,
+    pub consumer: String,
+    pub batch: usize,
+    pub claim_idle_ms: u64,
+    pub metrics: Arc<Metrics>,
+}
+
+type Entry = (String, String);
+
+impl Persister {
+    /// Turns the log on and creates the consumer group, then runs in the background. Once
+    /// this returns, every accepted message is logged.
+    pub async fn start(mut self, shutdown: CancellationToken) -> redis::RedisResult<()> {
+        self.ensure_group().await?;
+        tokio::spawn(async move { self.run(shutdown).await });
+        Ok(())
+    }
+
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut own_pending = true;
+        let mut last_claim: Option<Instant> = None;
+        let mut group_ready = true;
+        while !shutdown.is_cancelled() {
+            if !group_ready {
+                match self.ensure_group().await {
+                    Ok(()) => group_ready = true,
+                    Err(e) => {
+                        self.redis_trouble("cannot create the log consumer group", &e, &shutdown).await;
+                        continue;
+                    }
+                }
+            }
+            let step = if last_claim.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                last_claim = Some(Instant::now());
+                self.claim_abandoned().await
+            } else {
+                self.read(if own_pending { "0" } else { ">" }).await
+            };
+            match step {
+                Ok(entries) if entries.is_empty() => own_pending = false,
+                Ok(entries) => self.process(entries, &shutdown).await,
+                Err(e) => {
+                    if e.to_string().contains("NOGROUP") {
+                        group_ready = false; // Redis lost its data; start over
+                    }
+                    self.redis_trouble("reading the persistence log failed", &e, &shutdown).await;
+                }
+            }
+        }
+    }
+
+    async fn ensure_group(&mut self) -> redis::RedisResult<()> {
+        let _: () = redis::cmd("SET").arg(self.keys.log_enabled()).arg(&self.consumer).query_async(&mut self.redis).await?;
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.log())
+            .arg(Keys::LOG_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.redis)
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn read(&mut self, id: &str) -> redis::RedisResult<Vec<Entry>> {
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(Keys::LOG_GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(self.batch)
+            .arg("BLOCK")
+            .arg(1000)
+            .arg("STREAMS")
+            .arg(self.keys.log())
+            .arg(id)
+            .query_async(&mut self.redis)
+            .await?;
+        // [[stream, [[id, [field, value, ...]], ...]]] or nil
+        Ok(match reply {
+            Value::Array(streams) => streams.into_iter().flat_map(|s| nth(s, 1).map(entries).unwrap_or_default()).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn claim_abandoned(&mut self) -> redis::RedisResult<Vec<Entry>> {
+        let reply: Value = redis::cmd("XAUTOCLAIM")
+            .arg(self.keys.log())
+            .arg(Keys::LOG_GROUP)
+            .arg(&self.consumer)
+            .arg(self.claim_idle_ms)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(self.batch)
+            .query_async(&mut self.redis)
+            .await?;
+        let claimed = nth(reply, 1).map(entries).unwrap_or_default();
+        if !claimed.is_empty() {
+            tracing::info!(entries = claimed.len(), "took over log entries a stopped node left pending");
+        }
+        Ok(claimed)
+    }
+
+    async fn process(&mut self, entries: Vec<Entry>, shutdown: &CancellationToken) {
+        let rows: Vec<StoredMessage> = entries.iter().filter_map(|(_, e)| StoredMessage::from_envelope(e)).collect();
+        if rows.len() < entries.len() {
+            tracing::warn!(skipped = entries.len() - rows.len(), "log entries that are not envelopes were skipped");
+        }
+        if let Some(history) = &self.history {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match history.insert(&rows).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        Metrics::inc(&self.metrics.mysql_errors_total);
+                        tracing::warn!(error = %e, retry_in = ?backoff, rows = rows.len(), "MySQL insert failed; entries stay pending in Redis");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            self.metrics.messages_persisted_total.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
+        let done: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .cmd("XACK")
+            .arg(self.keys.log())
+            .arg(Keys::LOG_GROUP)
+            .arg(&ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(self.keys.log())
+            .arg(&ids)
+            .ignore()
+            .query_async(&mut self.redis)
+            .await;
+        if let Err(e) = done {
+            // They stay pending and are written again (idempotently) later.
+            Metrics::inc(&self.metrics.redis_errors_total);
+            tracing::warn!(error = %e, "could not acknowledge persisted log entries");
+        }
+        if let Some(webhook) = &self.webhook {
+            self.notify_offline(webhook.clone(), &rows).await;
+        }
+    }
+
+    /// One webhook per offline recipient per batch, listing their new messages.
+    async fn notify_offline(&mut self, webhook: Arc<Webhook>, rows: &[StoredMessage]) {
+        let mut by_user: BTreeMap<&str, Vec<&StoredMessage>> = BTreeMap::new();
+        for r in rows {
+            if let Some(owner) = r.conv.strip_prefix("u:") {
+                if r.sender.as_deref() != Some(owner) {
+                    by_user.entry(owner).or_default().push(r);
+                }
+            }
+        }
+        for (user, messages) in by_user {
+            let live: redis::RedisResult<u64> = scripts::live_connections(&self.keys, user).invoke_async(&mut self.redis).await;
+            match live {
+                Ok(0) => webhook.offline_messages(user, &messages),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, user, "cannot check presence for the offline webhook"),
+            }
+        }
+    }
+
+    async fn redis_trouble(&self, what: &str, e: &redis::RedisError, shutdown: &CancellationToken) {
+        Metrics::inc(&self.metrics.redis_errors_total);
+        tracing::warn!(error = %e, "{what}");
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn nth(v: Value, n: usize) -> Option<Value> {
+    match v {
+        Value::Array(items) => items.into_iter().nth(n),
+        _ => None,
+    }
+}
+
+/// `[[id, [field, value, ...]], ...]` -> (id, envelope); deleted entries (nil fields) are skipped.
+fn entries(v: Value) -> Vec<Entry> {
+    let Value::Array(items) = v else { return Vec::new() };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let Value::Array(mut pair) = item else { return None };
+            if pair.len() != 2 {
+                return None;
+            }
+            let fields = pair.pop()?;
+            let id: String = redis::from_redis_value(pair.pop()?).ok()?;
+            let fields: Vec<String> = redis::from_redis_value(fields).ok()?;
+            let envelope = fields.chunks(2).find(|kv| kv[0] == "e").and_then(|kv| kv.get(1).cloned())?;
+            Some((id, envelope))
+        })
+        .collect()
+}
