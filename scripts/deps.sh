@@ -15,6 +15,11 @@ need php-config php-dev
 need '/usr/lib/llvm-*/lib/libclang*.so*' libclang-dev
 need cc gcc
 need pkg-config pkg-config
+need redis-benchmark redis-tools   # make bench: the physical floor of chat_push
+need node nodejs                  # make bench: the Node.js ws peer
+need npm npm
+need mariadbd mariadb-server
+need mariadb mariadb-client
 
 if ((${#missing[@]})); then
   # php-config may still be absent after php-cli: install the -dev of the same PHP.

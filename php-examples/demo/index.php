@@ -17,6 +17,11 @@ if (!in_array($me, $users, true)) {
 $peer = $me === 'alice' ? 'bob' : 'alice';
 // A real app takes the user from its own login session; the demo trusts the URL.
 $token = chat_token($me, 3600);
+$conv = "u:$me";
+// History and unread state come straight from PHP; the WebSocket resumes after them.
+$history = chat_history($conv, 50);
+$unread = chat_unread($me)[$conv] ?? 0;
+$lastSeq = $history ? end($history)['seq'] : 0;
 $wsUrl = getenv('CHAT_WS_URL') ?: 'ws://127.0.0.1:9501/ws';
 $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 ?>
@@ -30,6 +35,8 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
   header { display: flex; justify-content: space-between; align-items: baseline; }
   #state { font-size: 13px; color: #888; }
   #state.live { color: #1a7f37; }
+  #unread { font-size: 13px; color: #555; margin: 0 0 6px; }
+  .seen { font-size: 11px; color: #1a7f37; margin: 0 6px; align-self: flex-end; }
   #log { border: 1px solid #ddd; border-radius: 8px; height: 360px; overflow-y: auto; padding: 8px; background: #fafafa; }
   .msg { margin: 6px 0; display: flex; }
   .msg span { padding: 6px 10px; border-radius: 12px; background: #e8e8ef; max-width: 75%; }
@@ -46,6 +53,7 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
   <h2>You are <?= $h($me) ?>, chatting with <?= $h($peer) ?></h2>
   <span id="state">connecting…</span>
 </header>
+<p id="unread"><?= $unread > 0 ? $h("$unread unread since your last visit") : 'No unread messages' ?></p>
 <div id="log" aria-live="polite"></div>
 <form id="send">
   <input id="text" autocomplete="off" placeholder="Message <?= $h($peer) ?>…" maxlength="2000" autofocus>
@@ -53,9 +61,11 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 </form>
 <script>
 const me = <?= json_encode($me) ?>, peer = <?= json_encode($peer) ?>;
-const url = <?= json_encode($wsUrl . '?device=browser&token=' . rawurlencode($token)) ?>;
+const conv = <?= json_encode($conv) ?>;
+const history = <?= json_encode($history, JSON_UNESCAPED_UNICODE) ?>;
+let lastSeq = <?= (int) $lastSeq ?>, readSeq = 0;
 const log = document.getElementById('log'), state = document.getElementById('state');
-const seen = new Set();
+const seen = new Set(), mine = [];
 
 function show(m) {
   const key = m.conv + '#' + m.seq;           // drop duplicates by (conversation, sequence)
@@ -69,18 +79,45 @@ function show(m) {
   meta.className = 'meta';
   meta.textContent = (m.from ?? 'app') + ' · ' + new Date(m.ts).toLocaleTimeString();
   row.append(m.from === me ? meta : bubble, m.from === me ? bubble : meta);
+  if (m.from === me) mine.push({ts: m.ts, row});
   log.append(row);
   log.scrollTop = log.scrollHeight;
+  lastSeq = Math.max(lastSeq, m.seq);
 }
 
+function markRead(ws) {
+  if (document.visibilityState !== 'visible' || lastSeq <= readSeq || ws.readyState !== 1) return;
+  readSeq = lastSeq;
+  ws.send(JSON.stringify({type: 'read', conv, seq: lastSeq}));
+}
+
+function markSeen(receipt) {           // peer read everything of mine up to receipt.ts
+  for (const m of mine) {
+    if (m.ts <= receipt.ts && !m.row.querySelector('.seen')) {
+      const s = document.createElement('small');
+      s.className = 'seen';
+      s.textContent = 'seen';
+      m.row.prepend(s);
+    }
+  }
+}
+
+history.forEach(show);
+
 let delay = 500;
+let current = null;
 function connect() {
-  const ws = new WebSocket(url);
+  // Resume right after what this page already shows: no gap, no duplicate.
+  const cursors = encodeURIComponent(JSON.stringify({[conv]: lastSeq}));
+  const ws = current = new WebSocket(<?= json_encode($wsUrl) ?> + '?device=browser&token=' +
+    encodeURIComponent(<?= json_encode($token) ?>) + '&cursors=' + cursors);
   ws.onopen = () => { delay = 500; };
   ws.onmessage = (e) => {
     const f = JSON.parse(e.data);
-    if (f.type === 'welcome') { state.textContent = 'live'; state.className = 'live'; }
-    else if (f.type === 'message') show(f);
+    if (f.type === 'welcome') { state.textContent = 'live'; state.className = 'live'; markRead(ws); }
+    else if (f.type === 'message') { show(f); markRead(ws); }
+    else if (f.type === 'receipt') markSeen(f);
+    else if (f.type === 'read') readSeq = Math.max(readSeq, f.seq);
   };
   ws.onclose = (e) => {
     state.textContent = 'reconnecting… (' + e.code + (e.reason ? ': ' + e.reason : '') + ')';
@@ -91,6 +128,7 @@ function connect() {
   };
 }
 connect();
+document.addEventListener('visibilitychange', () => current && markRead(current));
 
 document.getElementById('send').addEventListener('submit', async (e) => {
   e.preventDefault();
