@@ -21,7 +21,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError};
+use redis::{Client, Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind};
 
 use crate::errors::{ChatError, Result};
 use crate::ini;
@@ -136,6 +136,22 @@ fn command_error(e: &RedisError, op: &str, url: &str, timeout: Duration) -> Chat
         ChatError::Connection(format!(
             "lost the connection to Redis at {shown} ({setting}) during {op}: {}; it may still have been carried out",
             describe(e, timeout)
+        ))
+    } else if matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        )
+    ) {
+        // Redis is there but cannot take writes yet (loading its data after a restart, a
+        // failover in progress): as unavailable as a refused connection, and as retryable.
+        // These are refused before the script runs, so nothing was carried out.
+        ChatError::Connection(format!(
+            "Redis at {shown} ({setting}) is not ready for {op}: {e}; retry shortly"
         ))
     } else if e.kind() == ErrorKind::Parse {
         ChatError::Other(format!(

@@ -10,7 +10,7 @@
 //! can rely on `chat_is_online()` already reflecting it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,9 @@ use crate::ratelimit::TokenBucket;
 use crate::streams::{self, Cursor};
 
 pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// This connection's queue of things from the hub.
+type Inbox = mpsc::Receiver<Outbound>;
 
 /// How a session ends.
 enum Exit {
@@ -70,7 +73,7 @@ pub async fn run(app: Arc<App>, mut ws: Ws, mut hs: Handshake) {
         }
     };
     let conn = app.next_conn_id();
-    let (tx, rx) = mpsc::channel(app.settings.outbound_queue);
+    let (tx, mut rx) = mpsc::channel(app.settings.outbound_queue);
     let overflow = Arc::new(Notify::new());
     let mut session = Session {
         conn,
@@ -83,9 +86,10 @@ pub async fn run(app: Arc<App>, mut ws: Ws, mut hs: Handshake) {
         last_heard: Instant::now(),
         client_acks: hs.client_acks,
         acks: HashMap::new(),
+        stale: HashSet::new(),
     };
     let sub = Subscriber { conn, tx, overflow: overflow.clone() };
-    let exit = match session.start(&mut ws, &hs.device, hs.cursors.take().unwrap_or_default(), sub).await {
+    let exit = match session.start(&mut ws, &mut rx, &hs.device, hs.cursors.take().unwrap_or_default(), sub).await {
         Ok(()) => {
             app.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Metrics::inc(&app.metrics.connections_total);
@@ -142,12 +146,15 @@ struct Session {
     client_acks: bool,
     /// Acknowledged positions not yet written to Redis: conversation id -> seq.
     acks: HashMap<String, u64>,
+    /// Conversations whose live notifications were dropped during a replay; their streams
+    /// are read again before anything else is delivered.
+    stale: HashSet<Arc<str>>,
 }
 
 impl Session {
     /// Subscribes the user's conversations, registers presence, sends the welcome frame, then
     /// replays everything after each starting cursor.
-    async fn start(&mut self, ws: &mut Ws, device: &str, requested: Cursors, sub: Subscriber) -> Result<(), Exit> {
+    async fn start(&mut self, ws: &mut Ws, rx: &mut Inbox, device: &str, requested: Cursors, sub: Subscriber) -> Result<(), Exit> {
         let app = self.app.clone();
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             Metrics::inc(&app.metrics.redis_errors_total);
@@ -198,13 +205,14 @@ impl Session {
             let e = ServerFrame::error(wire::error::FORBIDDEN, format!("cursor for {conv:?} ignored: not a conversation of this user"));
             self.write(ws, Message::text(e.to_json())).await?;
         }
-        self.handle(ws, Outbound::Resync).await?;
+        self.stale.extend(self.cursors.keys().cloned());
+        self.settle(ws, rx).await?;
         self.flush(ws).await?;
         tracing::debug!(conn = %self.conn_name, uid = %self.uid, ?starts, "connected");
         Ok(())
     }
 
-    async fn serve(&mut self, ws: &mut Ws, mut rx: mpsc::Receiver<Outbound>, overflow: &Notify) -> Exit {
+    async fn serve(&mut self, ws: &mut Ws, mut rx: Inbox, overflow: &Notify) -> Exit {
         let app = self.app.clone();
         let heartbeat = Duration::from_millis(app.settings.heartbeat_ms);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -373,18 +381,52 @@ impl Session {
     }
 
     /// Writes `first` and whatever else is already queued, then flushes once.
-    async fn deliver(&mut self, ws: &mut Ws, first: Outbound, rx: &mut mpsc::Receiver<Outbound>) -> Result<(), Exit> {
-        self.handle(ws, first).await?;
+    async fn deliver(&mut self, ws: &mut Ws, first: Outbound, rx: &mut Inbox) -> Result<(), Exit> {
+        self.handle(ws, first, rx).await?;
         for _ in 0..256 {
             match rx.try_recv() {
-                Ok(item) => self.handle(ws, item).await?,
+                Ok(item) => self.handle(ws, item, rx).await?,
                 Err(_) => break,
             }
         }
+        self.settle(ws, rx).await?;
         self.flush(ws).await
     }
 
-    async fn handle(&mut self, ws: &mut Ws, item: Outbound) -> Result<(), Exit> {
+    fn kicked(&self, reason: &str) -> Exit {
+        Metrics::inc(&self.app.metrics.kicks_total);
+        let reason = if reason.is_empty() { "closed by the app".to_owned() } else { reason.to_owned() };
+        close_with(close::KICKED, reason)
+    }
+
+    /// Reads the streams of stale conversations until none is left.
+    async fn settle(&mut self, ws: &mut Ws, rx: &mut Inbox) -> Result<(), Exit> {
+        while let Some(topic) = self.stale.iter().next().cloned() {
+            self.stale.remove(&topic);
+            self.catch_up(ws, topic, u64::MAX, rx).await?;
+        }
+        Ok(())
+    }
+
+    /// During a replay: keeps the queue from overflowing. Messages are dropped (the replay
+    /// or a later stream read covers them), events pass, a kick ends the session.
+    async fn drain(&mut self, ws: &mut Ws, rx: &mut Inbox) -> Result<(), Exit> {
+        while let Ok(item) = rx.try_recv() {
+            match item {
+                Outbound::Message(m) => {
+                    if self.cursors.get(&m.topic).is_some_and(|c| m.seq > c.seq) {
+                        self.stale.insert(m.topic.clone());
+                    }
+                }
+                Outbound::Resync => self.stale.extend(self.cursors.keys().cloned()),
+                Outbound::Event(frame) => self.write(ws, Message::Text(frame)).await?,
+                Outbound::Kick(reason) => return Err(self.kicked(&reason)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, ws: &mut Ws, item: Outbound, rx: &mut Inbox) -> Result<(), Exit> {
         match item {
             Outbound::Message(m) => {
                 let Some(at) = self.cursors.get(&m.topic).map(|c| c.seq) else { return Ok(()) };
@@ -392,7 +434,7 @@ impl Session {
                     return Ok(());
                 }
                 if m.seq > at + 1 {
-                    self.catch_up(ws, m.topic.clone(), m.seq - 1).await?;
+                    self.catch_up(ws, m.topic.clone(), m.seq - 1, rx).await?;
                     if self.cursors.get(&m.topic).is_some_and(|c| c.seq >= m.seq) {
                         return Ok(());
                     }
@@ -406,16 +448,9 @@ impl Session {
                 Ok(())
             }
             Outbound::Event(frame) => self.write(ws, Message::Text(frame)).await,
-            Outbound::Kick(reason) => {
-                Metrics::inc(&self.app.metrics.kicks_total);
-                let reason = if reason.is_empty() { "closed by the app".to_owned() } else { reason.to_string() };
-                Err(close_with(close::KICKED, reason))
-            }
+            Outbound::Kick(reason) => Err(self.kicked(&reason)),
             Outbound::Resync => {
-                let topics: Vec<Arc<str>> = self.cursors.keys().cloned().collect();
-                for topic in topics {
-                    self.catch_up(ws, topic, u64::MAX).await?;
-                }
+                self.stale.extend(self.cursors.keys().cloned());
                 Ok(())
             }
         }
@@ -423,7 +458,7 @@ impl Session {
 
     /// Sends what the stream holds after the cursor, up to sequence `upto`; what the stream
     /// has already trimmed comes from MySQL.
-    async fn catch_up(&mut self, ws: &mut Ws, topic: Arc<str>, upto: u64) -> Result<(), Exit> {
+    async fn catch_up(&mut self, ws: &mut Ws, topic: Arc<str>, upto: u64, rx: &mut Inbox) -> Result<(), Exit> {
         let app = self.app.clone();
         let mut redis = app.redis.clone();
         let backend_down = |what: &str, e: &dyn std::fmt::Display| {
@@ -440,6 +475,7 @@ impl Session {
             let batch = streams::read_after(&mut redis, &key, after, app.settings.replay_batch)
                 .await
                 .map_err(|e| backend_down("cannot read a stream to fill a gap", &e))?;
+            self.drain(ws, rx).await?;
             let Some(&(first, _)) = batch.first() else { break };
             if first > after + 1 {
                 // Older than the stream's retention.

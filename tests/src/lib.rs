@@ -75,7 +75,7 @@ impl Redis {
         assert!(self.child.is_none(), "already running");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -89,9 +89,10 @@ impl Redis {
         }
     }
 
+    /// Stops gracefully (SIGTERM: Redis writes its append-only file first), as a restart would.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
             let _ = c.wait();
         }
     }
