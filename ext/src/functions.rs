@@ -34,6 +34,12 @@ pub fn register(module: ModuleBuilder) -> ModuleBuilder {
         .function(wrap_function!(chat_kick))
         .function(wrap_function!(chat_unread))
         .function(wrap_function!(chat_history))
+        .function(wrap_function!(chat_join_group))
+        .function(wrap_function!(chat_leave_group))
+        .function(wrap_function!(chat_group_members))
+        .function(wrap_function!(chat_send_to_group))
+        .function(wrap_function!(chat_broadcast))
+        .function(wrap_function!(chat_online_users))
 }
 
 /// Mints a connect token (JWT, HS256) for `$uid`, valid for `$ttl` seconds, signed with
@@ -79,15 +85,7 @@ pub fn chat_push(uid: StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> PhpR
 fn push(uid: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> Result<String> {
     let to = user_id(uid)?;
     let from = push_options(options)?;
-    let data_json = json::encode(message)?;
-    let limit = ini::max_message_bytes()?;
-    if data_json.len() > limit {
-        return Err(ChatError::Invalid(format!(
-            "the message is {} bytes as JSON; the limit is {limit} ({})",
-            data_json.len(),
-            ini::MAX_MESSAGE_BYTES
-        )));
-    }
+    let data_json = message_json(message)?;
     let keys = ini::keys()?;
     let retention = ini::retention()?;
     let id = MessageId::generate();
@@ -103,6 +101,20 @@ fn push(uid: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> Result<Strin
     let invocation = scripts::push(&keys, &msg);
     with_connection("chat_push", |con| invocation.invoke::<Vec<u64>>(con))?;
     Ok(id.to_string())
+}
+
+/// `$message` as JSON, refused when over `chat.max_message_bytes`.
+fn message_json(message: &Zval) -> Result<String> {
+    let data_json = json::encode(message)?;
+    let limit = ini::max_message_bytes()?;
+    if data_json.len() > limit {
+        return Err(ChatError::Invalid(format!(
+            "the message is {} bytes as JSON; the limit is {limit} ({})",
+            data_json.len(),
+            ini::MAX_MESSAGE_BYTES
+        )));
+    }
+    Ok(data_json)
 }
 
 /// The sender from `chat_push`'s options; any other key is refused so typos do not pass silently.
@@ -146,13 +158,94 @@ pub fn chat_is_online(uid: StrArg<'_>) -> PhpResult<bool> {
     Ok(n > 0)
 }
 
-/// How many users have at least one live connection.
+/// How many users have at least one live connection; with `$group`, how many of its members.
 #[php_function]
-pub fn chat_online_count() -> PhpResult<i64> {
+pub fn chat_online_count(group: Option<StrArg<'_>>) -> PhpResult<i64> {
     let keys = ini::keys()?;
-    let inv = scripts::online_users(&keys);
+    let inv = match group {
+        None => scripts::online_users(&keys),
+        Some(g) => scripts::online_members(&keys, &group_name(&g)?, false),
+    };
     let n = with_connection("chat_online_count", |con| inv.invoke::<u64>(con))?;
     Ok(php_int(n))
+}
+
+/// User ids with at least one live connection; with `$group`, only its members. Sorted.
+#[php_function]
+pub fn chat_online_users(group: Option<StrArg<'_>>) -> PhpResult<Vec<String>> {
+    let keys = ini::keys()?;
+    let inv = match group {
+        None => scripts::online_users_list(&keys),
+        Some(g) => scripts::online_members(&keys, &group_name(&g)?, true),
+    };
+    let mut users = with_connection("chat_online_users", |con| inv.invoke::<Vec<String>>(con))?;
+    users.sort();
+    Ok(users)
+}
+
+/// Adds `$uid` to `$group`. Their live connections receive the group from now on (not its
+/// earlier messages). Returns false when they already were a member.
+#[php_function]
+pub fn chat_join_group(uid: StrArg<'_>, group: StrArg<'_>) -> PhpResult<bool> {
+    let (uid, group) = (user_id(&uid)?, group_name(&group)?);
+    let inv = scripts::join_group(&ini::keys()?, &uid, &group);
+    Ok(with_connection("chat_join_group", |con| inv.invoke::<u64>(con))? == 1)
+}
+
+/// Removes `$uid` from `$group`; their live connections stop receiving it at once. Returns
+/// false when they were not a member.
+#[php_function]
+pub fn chat_leave_group(uid: StrArg<'_>, group: StrArg<'_>) -> PhpResult<bool> {
+    let (uid, group) = (user_id(&uid)?, group_name(&group)?);
+    let inv = scripts::leave_group(&ini::keys()?, &uid, &group);
+    Ok(with_connection("chat_leave_group", |con| inv.invoke::<u64>(con))? == 1)
+}
+
+/// The members of `$group`, sorted.
+#[php_function]
+pub fn chat_group_members(group: StrArg<'_>) -> PhpResult<Vec<String>> {
+    let group = group_name(&group)?;
+    let key = ini::keys()?.members(&group);
+    let mut members: Vec<String> = with_connection("chat_group_members", |con| redis::cmd("SMEMBERS").arg(&key).query(con))?;
+    members.sort();
+    Ok(members)
+}
+
+/// Sends `$message` to every member of `$group` (durable and sequenced like an inbox);
+/// `['from' => $uid]` names the sender. Returns the message id.
+#[php_function]
+#[php(defaults(options = ArrayArg::EMPTY))]
+pub fn chat_send_to_group(group: StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> PhpResult<String> {
+    Ok(send_to_group(&group, message, options)?)
+}
+
+fn send_to_group(group: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> Result<String> {
+    let conv = Conversation::group(&group_name(group)?)?;
+    let from = push_options(options)?;
+    let data_json = message_json(message)?;
+    let keys = ini::keys()?;
+    let id = MessageId::generate();
+    let targets = [conv];
+    let msg = Push { id: &id, from: from.as_deref(), to: None, data_json: &data_json, targets: &targets, retention: ini::retention()? };
+    let invocation = scripts::push(&keys, &msg);
+    with_connection("chat_send_to_group", |con| invocation.invoke::<Vec<u64>>(con))?;
+    Ok(id.to_string())
+}
+
+/// Sends `$message` live to every connected client (not stored, not resumable). Returns how
+/// many users were online.
+#[php_function]
+pub fn chat_broadcast(message: &Zval) -> PhpResult<i64> {
+    let data_json = message_json(message)?;
+    let inv = scripts::broadcast(&ini::keys()?, &data_json);
+    Ok(php_int(with_connection("chat_broadcast", |con| inv.invoke::<u64>(con))?))
+}
+
+/// A validated group name.
+fn group_name(group: &StrArg<'_>) -> Result<String> {
+    let group = group.lossy();
+    ids::validate("group name", &group)?;
+    Ok(group.into_owned())
 }
 
 /// `$uid`'s live connections: a list of `['id', 'node', 'device', 'transport', 'connected_at']`.
@@ -228,7 +321,12 @@ pub fn chat_unread(uid: StrArg<'_>) -> PhpResult<ZBox<ZendHashTable>> {
 fn unread(uid: &StrArg<'_>) -> Result<ZBox<ZendHashTable>> {
     let uid = user_id(uid)?;
     let keys = ini::keys()?;
-    let inv = scripts::unread(&keys, &uid, &[Conversation::Inbox(uid.clone())]);
+    let groups: Vec<(String, u64)> = with_connection("chat_unread", |con| {
+        redis::cmd("HGETALL").arg(keys.groups(&uid)).query(con)
+    })?;
+    let mut convs = vec![(Conversation::Inbox(uid.clone()), 0)];
+    convs.extend(groups.into_iter().filter_map(|(g, joined)| Some((Conversation::group(&g).ok()?, joined))));
+    let inv = scripts::unread(&keys, &uid, &convs);
     let flat = with_connection("chat_unread", |con| inv.invoke::<Vec<redis::Value>>(con))?;
     let mut out = ZendHashTable::new();
     for pair in flat.chunks(2) {

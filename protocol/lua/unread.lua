@@ -1,14 +1,15 @@
 -- Unread counts of one user: messages after the read pointer that the user did not send.
 -- KEYS[1] = the user's read-state hash; then per conversation: KEYS[2i] = seq, KEYS[2i+1] = stream.
--- ARGV[1] = uid, ARGV[2] = most entries counted per conversation; ARGV[2+i] = conversation id.
+-- ARGV[1] = uid, ARGV[2] = most entries counted per conversation; per conversation i:
+-- ARGV[2+2i-1] = conversation id, ARGV[2+2i] = sequence before which nothing counts (group join).
 -- Returns a flat array: conversation, count, ... (only conversations with messages).
 local own = ',"from":"' .. ARGV[1] .. '",'
 local out = {}
 for i = 1, (#KEYS - 1) / 2 do
-  local conv = ARGV[2 + i]
+  local conv = ARGV[2 + 2 * i - 1]
   local latest = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
   if latest > 0 then
-    local read = tonumber(redis.call('HGET', KEYS[1], conv) or '0')
+    local read = math.max(tonumber(redis.call('HGET', KEYS[1], conv) or '0'), tonumber(ARGV[2 + 2 * i]))
     local count = 0
     if latest > read then
       local entries = redis.call('XRANGE', KEYS[2 * i + 1], '(' .. read .. '-0', '+', 'COUNT', tonumber(ARGV[2]))

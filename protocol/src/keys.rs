@@ -46,6 +46,21 @@ impl Keys {
         format!("{}:{{u:{}}}:conninfo", self.ns, uid)
     }
 
+    /// Set of a group's members (user ids).
+    pub fn members(&self, group: &str) -> String {
+        format!("{}:{{g:{}}}:members", self.ns, group)
+    }
+
+    /// Hash of a user's groups: group -> the group's sequence when the user joined.
+    pub fn groups(&self, uid: &str) -> String {
+        format!("{}:{{u:{}}}:groups", self.ns, uid)
+    }
+
+    /// Channel every node subscribes to for `chat_broadcast`.
+    pub fn broadcast(&self) -> String {
+        format!("{}:broadcast", self.ns)
+    }
+
     /// Hash conversation -> highest sequence any of the user's devices acknowledged.
     pub fn acked(&self, uid: &str) -> String {
         format!("{}:{{u:{}}}:acked", self.ns, uid)
@@ -102,5 +117,7 @@ mod tests {
         assert_eq!(k.acked("alice"), "chat:{u:alice}:acked");
         assert_eq!(k.read("alice"), "chat:{u:alice}:read");
         assert_eq!(k.log(), "chat:log");
+        assert_eq!(k.members("room"), "chat:{g:room}:members");
+        assert_eq!(k.groups("alice"), "chat:{u:alice}:groups");
     }
 }

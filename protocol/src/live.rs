@@ -5,6 +5,9 @@
 //!
 //! - `m<seq> <envelope JSON>` — message number `<seq>` of the conversation;
 //! - `k<reason>` — close every connection of the inbox's user (`chat_kick`); reason may be empty;
+//! - `j<seq> <group>` — on an inbox channel: the user joined `group` at its sequence `<seq>`;
+//!   live sessions start receiving it after that sequence;
+//! - `l<group>` — on an inbox channel: the user left `group`; live sessions stop receiving it;
 //! - `e<JSON frame>` — an ephemeral event (read sync, receipt) forwarded to the channel's
 //!   clients as is; not stored, not sequenced.
 //!
@@ -16,6 +19,8 @@ pub enum LiveEvent<'a> {
     Message { seq: u64, envelope: &'a str },
     Kick { reason: &'a str },
     Event { frame: &'a str },
+    Joined { group: &'a str, seq: u64 },
+    Left { group: &'a str },
 }
 
 /// A payload that does not follow the format above (a foreign publisher on our channel).
@@ -35,6 +40,12 @@ impl<'a> LiveEvent<'a> {
             }
             Some(b'k') => Ok(LiveEvent::Kick { reason: &text[1..] }),
             Some(b'e') if text.len() > 1 => Ok(LiveEvent::Event { frame: &text[1..] }),
+            Some(b'j') => {
+                let (seq, group) = text[1..].split_once(' ').ok_or(MalformedLive("join without group"))?;
+                let seq = seq.parse().map_err(|_| MalformedLive("bad join sequence"))?;
+                Ok(LiveEvent::Joined { group, seq })
+            }
+            Some(b'l') if text.len() > 1 => Ok(LiveEvent::Left { group: &text[1..] }),
             _ => Err(MalformedLive("unknown event tag")),
         }
     }
@@ -58,6 +69,8 @@ mod tests {
         );
         assert_eq!(LiveEvent::parse(b"kbye").unwrap(), LiveEvent::Kick { reason: "bye" });
         assert_eq!(LiveEvent::parse(b"k").unwrap(), LiveEvent::Kick { reason: "" });
+        assert_eq!(LiveEvent::parse(b"j7 room").unwrap(), LiveEvent::Joined { group: "room", seq: 7 });
+        assert_eq!(LiveEvent::parse(b"lroom").unwrap(), LiveEvent::Left { group: "room" });
         assert_eq!(LiveEvent::parse(br#"e{"type":"read"}"#).unwrap(), LiveEvent::Event { frame: r#"{"type":"read"}"# });
     }
 

@@ -27,6 +27,11 @@ static KICK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lu
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/ack.lua")));
 static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/read.lua")));
 static UNREAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/unread.lua")));
+static JOIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/group_join.lua")));
+static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/group_leave.lua")));
+static ONLINE_MEMBERS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_members.lua")));
+static BROADCAST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/broadcast.lua")));
+static ONLINE_USERS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_users.lua")));
 
 /// Most stream entries one read/unread call scans (bounds the script's run time).
 pub const MAX_SCAN: u64 = 10_000;
@@ -139,15 +144,57 @@ pub fn read(keys: &Keys, uid: &str, conv: &Conversation, seq: u64) -> ScriptInvo
     inv
 }
 
-/// `chat_unread`: flat `[conv, count, ...]` for the given conversations of `uid`.
-pub fn unread(keys: &Keys, uid: &str, convs: &[Conversation]) -> ScriptInvocation<'static> {
+/// `chat_unread`: flat `[conv, count, ...]` for the given conversations of `uid`, each with
+/// the sequence before which nothing counts (the group's sequence when the user joined).
+pub fn unread(keys: &Keys, uid: &str, convs: &[(Conversation, u64)]) -> ScriptInvocation<'static> {
     let mut inv = UNREAD.prepare_invoke();
     inv.key(keys.read(uid));
     inv.arg(uid).arg(MAX_SCAN);
-    for conv in convs {
+    for (conv, floor) in convs {
         inv.key(keys.seq(conv)).key(keys.stream(conv));
-        inv.arg(conv.to_string());
+        inv.arg(conv.to_string()).arg(*floor);
     }
+    inv
+}
+
+fn membership(script: &'static Script, keys: &Keys, uid: &str, group: &str) -> ScriptInvocation<'static> {
+    let g = Conversation::Group(group.to_owned());
+    let mut inv = script.prepare_invoke();
+    inv.key(keys.members(group)).key(keys.groups(uid)).key(keys.seq(&g));
+    inv.arg(uid).arg(group).arg(keys.live(&Conversation::Inbox(uid.to_owned()))).arg(keys.live(&g));
+    inv
+}
+
+/// `chat_join_group`: 1 when newly added (`u64`).
+pub fn join_group(keys: &Keys, uid: &str, group: &str) -> ScriptInvocation<'static> {
+    membership(&JOIN, keys, uid, group)
+}
+
+/// `chat_leave_group`: 1 when removed (`u64`).
+pub fn leave_group(keys: &Keys, uid: &str, group: &str) -> ScriptInvocation<'static> {
+    membership(&LEAVE, keys, uid, group)
+}
+
+/// Online members of a group: a list of user ids (`Vec<String>`) or their count (`u64`).
+pub fn online_members(keys: &Keys, group: &str, list: bool) -> ScriptInvocation<'static> {
+    let mut inv = ONLINE_MEMBERS.prepare_invoke();
+    inv.key(keys.members(group)).key(keys.online());
+    inv.arg(if list { "1" } else { "0" });
+    inv
+}
+
+/// `chat_broadcast`: publishes `data_json` to every connected client; returns online users (`u64`).
+pub fn broadcast(keys: &Keys, data_json: &str) -> ScriptInvocation<'static> {
+    let mut inv = BROADCAST.prepare_invoke();
+    inv.key(keys.online());
+    inv.arg(keys.broadcast()).arg(data_json);
+    inv
+}
+
+/// `chat_online_users()`: user ids with a live connection (`Vec<String>`).
+pub fn online_users_list(keys: &Keys) -> ScriptInvocation<'static> {
+    let mut inv = ONLINE_USERS.prepare_invoke();
+    inv.key(keys.online());
     inv
 }
 

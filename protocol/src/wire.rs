@@ -65,8 +65,19 @@ pub enum ClientFrame {
     Ack { conv: String, seq: u64 },
     /// "The user has read `conv` up to `seq`."
     Read { conv: String, seq: u64 },
-    /// A one-to-one message from this user to `to`; `data` is kept verbatim.
-    Send { to: String, data: Box<RawValue>, r#ref: Option<serde_json::Value> },
+    /// A message from this user to a user or a group; `data` is kept verbatim.
+    Send { target: Target, data: Box<RawValue>, r#ref: Option<serde_json::Value> },
+    /// "This user is typing" to a user or a group; relayed live, never stored.
+    Typing { target: Target },
+    /// WebRTC signalling (offer/answer/ICE) to one member of a group both belong to.
+    Signal { group: String, to: String, data: Box<RawValue> },
+}
+
+/// Who a `send` or `typing` frame is for: exactly one of `to` (a user) or `group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    User(String),
+    Group(String),
 }
 
 /// Why a client frame was refused; [`WireError::code`] is the error frame's `code`.
@@ -74,7 +85,7 @@ pub enum ClientFrame {
 pub enum WireError {
     #[error("frame is not a JSON object with a string \"type\": {0}")]
     BadJson(String),
-    #[error("unknown frame type {0:?}; known types: auth, ping, ack, read, send")]
+    #[error("unknown frame type {0:?}; known types: auth, ping, ack, read, send, typing, signal")]
     UnknownType(String),
     #[error("bad {kind} frame: {detail}")]
     BadFrame { kind: &'static str, detail: String },
@@ -117,10 +128,36 @@ struct PositionBody {
 
 #[derive(Deserialize)]
 struct SendBody {
-    to: String,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
     data: Box<RawValue>,
     #[serde(default, rename = "ref")]
     r: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct TypingBody {
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SignalBody {
+    group: String,
+    to: String,
+    data: Box<RawValue>,
+}
+
+fn target(kind: &'static str, to: Option<String>, group: Option<String>) -> Result<Target, WireError> {
+    match (to, group) {
+        (Some(u), None) => Ok(Target::User(u)),
+        (None, Some(g)) => Ok(Target::Group(g)),
+        _ => Err(WireError::BadFrame { kind, detail: "give exactly one of \"to\" (a user) or \"group\"".into() }),
+    }
 }
 
 /// Parses one client text frame.
@@ -134,7 +171,15 @@ pub fn parse_client(text: &str) -> Result<ClientFrame, WireError> {
         "ping" => body::<PingBody>("ping", text).map(|b| ClientFrame::Ping { r#ref: b.r }),
         "ack" => body::<PositionBody>("ack", text).map(|b| ClientFrame::Ack { conv: b.conv, seq: b.seq }),
         "read" => body::<PositionBody>("read", text).map(|b| ClientFrame::Read { conv: b.conv, seq: b.seq }),
-        "send" => body::<SendBody>("send", text).map(|b| ClientFrame::Send { to: b.to, data: b.data, r#ref: b.r }),
+        "send" => {
+            let b = body::<SendBody>("send", text)?;
+            Ok(ClientFrame::Send { target: target("send", b.to, b.group)?, data: b.data, r#ref: b.r })
+        }
+        "typing" => {
+            let b = body::<TypingBody>("typing", text)?;
+            Ok(ClientFrame::Typing { target: target("typing", b.to, b.group)? })
+        }
+        "signal" => body::<SignalBody>("signal", text).map(|b| ClientFrame::Signal { group: b.group, to: b.to, data: b.data }),
         other => Err(WireError::UnknownType(other.chars().take(64).collect())),
     }
 }
@@ -187,6 +232,14 @@ impl ServerFrame {
         ServerFrame::Error { code: code.to_owned(), message: message.into(), r#ref: None }
     }
 
+    /// The same frame answering the client frame that carried `r#ref` (errors only).
+    pub fn with_ref(self, r: Option<serde_json::Value>) -> Self {
+        match self {
+            ServerFrame::Error { code, message, .. } => ServerFrame::Error { code, message, r#ref: r },
+            other => other,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server frames always serialize")
     }
@@ -207,9 +260,13 @@ mod tests {
         }
         assert!(matches!(parse_client(r#"{"type":"ping","ref":7}"#).unwrap(), ClientFrame::Ping { r#ref: Some(_) }));
         assert!(matches!(parse_client(r#"{"type":"ack","conv":"u:a","seq":4}"#).unwrap(), ClientFrame::Ack { seq: 4, .. }));
+        assert!(matches!(
+            parse_client(r#"{"type":"typing","group":"room"}"#).unwrap(),
+            ClientFrame::Typing { target: Target::Group(g) } if g == "room"
+        ));
         match parse_client(r#"{"type":"send","to":"bob","data":{"a":[]} }"#).unwrap() {
-            ClientFrame::Send { to, data, .. } => {
-                assert_eq!(to, "bob");
+            ClientFrame::Send { target, data, .. } => {
+                assert_eq!(target, Target::User("bob".into()));
                 assert_eq!(data.get(), r#"{"a":[]}"#, "data is kept verbatim");
             }
             other => panic!("{other:?}"),
@@ -224,6 +281,8 @@ mod tests {
         assert_eq!(parse_client(r#"{"type":"auth"}"#).unwrap_err().code(), error::BAD_FRAME);
         assert_eq!(parse_client(r#"{"type":"ack","conv":"u:a","seq":-1}"#).unwrap_err().code(), error::BAD_FRAME);
         assert_eq!(parse_client(r#"{"type":"send","to":"b"}"#).unwrap_err().code(), error::BAD_FRAME);
+        assert_eq!(parse_client(r#"{"type":"send","to":"b","group":"g","data":1}"#).unwrap_err().code(), error::BAD_FRAME);
+        assert_eq!(parse_client(r#"{"type":"typing"}"#).unwrap_err().code(), error::BAD_FRAME);
         assert!(parse_cursors(r#"{"u:a":1}"#).is_ok());
         assert!(parse_cursors(r#"{"u:a":"x"}"#).is_err());
     }

@@ -36,8 +36,12 @@ pub enum Outbound {
     Message(Arc<LiveMessage>),
     /// `chat_kick`: close with this reason.
     Kick(Arc<str>),
-    /// An ephemeral event (read sync, receipt): written to the client as is.
+    /// An ephemeral event (read sync, receipt, typing, …): written to the client as is.
     Event(Utf8Bytes),
+    /// The user joined a group at its sequence `seq`: start receiving it.
+    Joined { group: Arc<str>, seq: u64 },
+    /// The user left a group: stop receiving it.
+    Left { group: Arc<str> },
     /// Notifications may have been missed: catch up from the streams.
     Resync,
 }
@@ -162,6 +166,8 @@ impl Hub {
             })),
             LiveEvent::Kick { reason } => Outbound::Kick(Arc::from(reason)),
             LiveEvent::Event { frame } => Outbound::Event(Utf8Bytes::from(frame.to_owned())),
+            LiveEvent::Joined { group, seq } => Outbound::Joined { group: Arc::from(group), seq },
+            LiveEvent::Left { group } => Outbound::Left { group: Arc::from(group) },
         };
         for s in &t.subscribers {
             offer(s, item.clone());

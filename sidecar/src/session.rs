@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chat_protocol::scripts::{self, ConnInfo, Push};
 use chat_protocol::token::{self, TokenError};
-use chat_protocol::wire::{self, close, ClientFrame, Cursors, ServerFrame};
+use chat_protocol::wire::{self, close, ClientFrame, Cursors, ServerFrame, Target};
 use chat_protocol::{ids, Claims, Conversation, MessageId};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -76,6 +76,8 @@ pub async fn run(app: Arc<App>, mut ws: Ws, mut hs: Handshake) {
     let (tx, mut rx) = mpsc::channel(app.settings.outbound_queue);
     let overflow = Arc::new(Notify::new());
     let mut session = Session {
+        sub: Subscriber { conn, tx, overflow: overflow.clone() },
+        extra_topics: Vec::new(),
         conn,
         conn_name: format!("{}-{}", app.settings.node_id, conn),
         uid: Arc::from(claims.sub.as_str()),
@@ -88,8 +90,7 @@ pub async fn run(app: Arc<App>, mut ws: Ws, mut hs: Handshake) {
         acks: HashMap::new(),
         stale: HashSet::new(),
     };
-    let sub = Subscriber { conn, tx, overflow: overflow.clone() };
-    let exit = match session.start(&mut ws, &mut rx, &hs.device, hs.cursors.take().unwrap_or_default(), sub).await {
+    let exit = match session.start(&mut ws, &mut rx, &hs.device, hs.cursors.take().unwrap_or_default()).await {
         Ok(()) => {
             app.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Metrics::inc(&app.metrics.connections_total);
@@ -149,12 +150,16 @@ struct Session {
     /// Conversations whose live notifications were dropped during a replay; their streams
     /// are read again before anything else is delivered.
     stale: HashSet<Arc<str>>,
+    /// This connection's mailbox, to join more conversations later (groups joined live).
+    sub: Subscriber,
+    /// Channels joined that are not conversations (broadcast).
+    extra_topics: Vec<Arc<str>>,
 }
 
 impl Session {
     /// Subscribes the user's conversations, registers presence, sends the welcome frame, then
     /// replays everything after each starting cursor.
-    async fn start(&mut self, ws: &mut Ws, rx: &mut Inbox, device: &str, requested: Cursors, sub: Subscriber) -> Result<(), Exit> {
+    async fn start(&mut self, ws: &mut Ws, rx: &mut Inbox, device: &str, requested: Cursors) -> Result<(), Exit> {
         let app = self.app.clone();
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             Metrics::inc(&app.metrics.redis_errors_total);
@@ -162,22 +167,30 @@ impl Session {
             close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
         };
         let mut redis = app.redis.clone();
-        let acked: HashMap<String, u64> = redis::cmd("HGETALL")
+        let (acked, groups): (HashMap<String, u64>, HashMap<String, u64>) = redis::pipe()
+            .cmd("HGETALL")
             .arg(app.keys.acked(&self.uid))
+            .cmd("HGETALL")
+            .arg(app.keys.groups(&self.uid))
             .query_async(&mut redis)
             .await
-            .map_err(|e| unavailable("cannot read acknowledged positions", &e))?;
-        let convs = [Conversation::Inbox(self.uid.to_string())];
+            .map_err(|e| unavailable("cannot read acknowledged positions and groups", &e))?;
+        let broadcast = app.hub.join(&app.keys.broadcast(), self.sub.clone()).await.map_err(|e| unavailable("subscribe failed", &e))?;
+        self.extra_topics.push(broadcast);
+        // The inbox, then every group; a member never starts before the point they joined.
+        let mut convs = vec![(Conversation::Inbox(self.uid.to_string()), 0)];
+        convs.extend(groups.into_iter().filter_map(|(g, joined)| Some((Conversation::group(&g).ok()?, joined))));
         let mut starts = Cursors::new();
-        for conv in convs {
+        for (conv, floor) in convs {
             let conv_id = conv.to_string();
-            let topic = app.hub.join(&app.keys.live(&conv), sub.clone()).await.map_err(|e| unavailable("subscribe failed", &e))?;
+            let topic = app.hub.join(&app.keys.live(&conv), self.sub.clone()).await.map_err(|e| unavailable("subscribe failed", &e))?;
             // Recorded before anything else can fail, so leave() always undoes the join.
             self.cursors.insert(topic.clone(), Cursor::new(&app.keys, conv));
             let latest = Cursor::latest(&mut redis, &app.keys, &self.cursors[&topic].conv)
                 .await
                 .map_err(|e| unavailable("cannot read a conversation's sequence", &e))?;
-            let start = requested.get(&conv_id).or(acked.get(&conv_id)).copied().unwrap_or(0).min(latest);
+            let wanted = requested.get(&conv_id).or(acked.get(&conv_id)).copied().unwrap_or(0);
+            let start = wanted.max(floor).min(latest);
             self.cursors.get_mut(&topic).expect("just inserted").seq = start;
             starts.insert(conv_id, start);
         }
@@ -277,7 +290,9 @@ impl Session {
                     }
                     Ok(ClientFrame::Ack { conv, seq }) => self.on_ack(conv, seq),
                     Ok(ClientFrame::Read { conv, seq }) => self.on_read(conv, seq).await,
-                    Ok(ClientFrame::Send { to, data, r#ref }) => Some(self.on_send(&to, data.get(), r#ref).await),
+                    Ok(ClientFrame::Send { target, data, r#ref }) => Some(self.on_send(target, data.get(), r#ref).await),
+                    Ok(ClientFrame::Typing { target }) => self.on_typing(target).await,
+                    Ok(ClientFrame::Signal { group, to, data }) => self.on_signal(&group, &to, data.get()).await,
                     Err(e) => {
                         Metrics::inc(&self.app.metrics.bad_frames_total);
                         Some(ServerFrame::error(e.code(), e.to_string()))
@@ -331,23 +346,39 @@ impl Session {
         }
     }
 
-    async fn on_send(&mut self, to: &str, data: &str, r#ref: Option<serde_json::Value>) -> ServerFrame {
+    async fn on_send(&mut self, target: Target, data: &str, r#ref: Option<serde_json::Value>) -> ServerFrame {
         let refuse = |code: &str, message: String, r#ref| ServerFrame::Error { code: code.to_owned(), message, r#ref };
         if !self.app.settings.client_send {
             return refuse(wire::error::SEND_DISABLED, "clients may not send on this node; the app sends through chat_push()".into(), r#ref);
         }
-        if let Err(e) = ids::validate("recipient", to) {
-            return refuse(wire::error::BAD_FRAME, e.to_string(), r#ref);
-        }
+        let (targets, to, own_conv) = match &target {
+            Target::User(to) => {
+                if let Err(e) = ids::validate("recipient", to) {
+                    return refuse(wire::error::BAD_FRAME, e.to_string(), r#ref);
+                }
+                (scripts::direct_targets(to, Some(&self.uid)), Some(to.as_str()), format!("u:{}", self.uid))
+            }
+            Target::Group(group) => {
+                let Ok(conv) = Conversation::group(group) else {
+                    return refuse(wire::error::BAD_FRAME, format!("bad group name {group:?}"), r#ref);
+                };
+                match self.is_member(group, &self.uid.clone()).await {
+                    Ok(true) => {}
+                    Ok(false) => return refuse(wire::error::FORBIDDEN, format!("not a member of group {group:?}"), r#ref),
+                    Err(e) => return e.with_ref(r#ref),
+                }
+                let id = conv.to_string();
+                (vec![conv], None, id)
+            }
+        };
         let id = MessageId::generate();
-        let targets = scripts::direct_targets(to, Some(&self.uid));
-        let push = Push { id: &id, from: Some(&self.uid), to: Some(to), data_json: data, targets: &targets, retention: self.app.settings.retention };
+        let push = Push { id: &id, from: Some(&self.uid), to, data_json: data, targets: &targets, retention: self.app.settings.retention };
         let seqs: redis::RedisResult<Vec<u64>> = scripts::push(&self.app.keys, &push).invoke_async(&mut self.app.redis.clone()).await;
         match seqs {
             Ok(seqs) => {
                 Metrics::inc(&self.app.metrics.client_sends_total);
-                // The sender's own copy is the last target.
-                ServerFrame::Sent { r#ref, id: id.to_string(), conv: format!("u:{}", self.uid), seq: *seqs.last().unwrap_or(&0) }
+                // The sender's own copy (or the group's only copy) is the last target.
+                ServerFrame::Sent { r#ref, id: id.to_string(), conv: own_conv, seq: *seqs.last().unwrap_or(&0) }
             }
             Err(e) => {
                 Metrics::inc(&self.app.metrics.redis_errors_total);
@@ -355,6 +386,67 @@ impl Session {
                 refuse(wire::error::UNAVAILABLE, "not sent: chat backend unavailable; retry".into(), r#ref)
             }
         }
+    }
+
+    /// Membership as Redis has it now (not as this session last heard it).
+    async fn is_member(&self, group: &str, uid: &str) -> Result<bool, ServerFrame> {
+        let r: redis::RedisResult<bool> =
+            redis::cmd("SISMEMBER").arg(self.app.keys.members(group)).arg(uid).query_async(&mut self.app.redis.clone()).await;
+        r.map_err(|e| {
+            Metrics::inc(&self.app.metrics.redis_errors_total);
+            tracing::warn!(error = %e, "cannot check group membership");
+            ServerFrame::error(wire::error::UNAVAILABLE, "chat backend unavailable; retry")
+        })
+    }
+
+    async fn publish(&self, channel: String, payload: String) -> Option<ServerFrame> {
+        let r: redis::RedisResult<()> = redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut self.app.redis.clone()).await;
+        r.err().map(|e| {
+            Metrics::inc(&self.app.metrics.redis_errors_total);
+            tracing::warn!(error = %e, "publish failed");
+            ServerFrame::error(wire::error::UNAVAILABLE, "chat backend unavailable; retry")
+        })
+    }
+
+    /// Typing indicators: relayed live to the user or group, never stored.
+    async fn on_typing(&mut self, target: Target) -> Option<ServerFrame> {
+        let uid = self.uid.clone();
+        match target {
+            Target::User(to) => {
+                if let Err(e) = ids::validate("recipient", &to) {
+                    return Some(ServerFrame::error(wire::error::BAD_FRAME, e.to_string()));
+                }
+                let channel = self.app.keys.live(&Conversation::Inbox(to.clone()));
+                self.publish(channel, format!(r#"e{{"type":"typing","from":"{uid}","to":"{to}"}}"#)).await
+            }
+            Target::Group(group) => {
+                let conv = format!("g:{group}");
+                if self.cursor_of(&conv).is_none() {
+                    return Some(Self::forbidden(&conv));
+                }
+                let channel = self.app.keys.live(&Conversation::Group(group.clone()));
+                self.publish(channel, format!(r#"e{{"type":"typing","from":"{uid}","group":"{group}"}}"#)).await
+            }
+        }
+    }
+
+    /// WebRTC signalling between two members of a group, relayed to the target's devices.
+    async fn on_signal(&mut self, group: &str, to: &str, data: &str) -> Option<ServerFrame> {
+        let conv = format!("g:{group}");
+        if self.cursor_of(&conv).is_none() {
+            return Some(Self::forbidden(&conv));
+        }
+        if let Err(e) = ids::validate("recipient", to) {
+            return Some(ServerFrame::error(wire::error::BAD_FRAME, e.to_string()));
+        }
+        match self.is_member(group, to).await {
+            Ok(true) => {}
+            Ok(false) => return Some(ServerFrame::error(wire::error::FORBIDDEN, format!("{to:?} is not a member of group {group:?}"))),
+            Err(frame) => return Some(frame),
+        }
+        let uid = self.uid.clone();
+        let channel = self.app.keys.live(&Conversation::Inbox(to.to_owned()));
+        self.publish(channel, format!(r#"e{{"type":"signal","group":"{group}","from":"{uid}","data":{data}}}"#)).await
     }
 
     /// Writes pending acknowledgements to Redis (coalesced: at most every 250 ms).
@@ -393,6 +485,34 @@ impl Session {
         self.flush(ws).await
     }
 
+    /// The user joined `group` (at its sequence `seq`) while connected: receive it from there.
+    async fn joined(&mut self, group: &str, seq: u64) -> Result<(), Exit> {
+        let Ok(conv) = Conversation::group(group) else { return Ok(()) };
+        let channel = self.app.keys.live(&conv);
+        if self.cursors.contains_key(channel.as_str()) {
+            return Ok(());
+        }
+        let topic = self.app.hub.join(&channel, self.sub.clone()).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot subscribe a joined group");
+            close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
+        })?;
+        let mut cursor = Cursor::new(&self.app.keys, conv);
+        cursor.seq = seq;
+        self.cursors.insert(topic.clone(), cursor);
+        self.stale.insert(topic);
+        Ok(())
+    }
+
+    /// The user left `group`: nothing more of it reaches this connection.
+    fn left(&mut self, group: &str) {
+        let Ok(conv) = Conversation::group(group) else { return };
+        let channel = self.app.keys.live(&conv);
+        if let Some((topic, _)) = self.cursors.remove_entry(channel.as_str()) {
+            self.app.hub.leave(&topic, self.conn);
+            self.stale.remove(&topic);
+        }
+    }
+
     fn kicked(&self, reason: &str) -> Exit {
         Metrics::inc(&self.app.metrics.kicks_total);
         let reason = if reason.is_empty() { "closed by the app".to_owned() } else { reason.to_owned() };
@@ -421,6 +541,8 @@ impl Session {
                 Outbound::Resync => self.stale.extend(self.cursors.keys().cloned()),
                 Outbound::Event(frame) => self.write(ws, Message::Text(frame)).await?,
                 Outbound::Kick(reason) => return Err(self.kicked(&reason)),
+                Outbound::Joined { group, seq } => self.joined(&group, seq).await?,
+                Outbound::Left { group } => self.left(&group),
             }
         }
         Ok(())
@@ -449,6 +571,11 @@ impl Session {
             }
             Outbound::Event(frame) => self.write(ws, Message::Text(frame)).await,
             Outbound::Kick(reason) => Err(self.kicked(&reason)),
+            Outbound::Joined { group, seq } => self.joined(&group, seq).await,
+            Outbound::Left { group } => {
+                self.left(&group);
+                Ok(())
+            }
             Outbound::Resync => {
                 self.stale.extend(self.cursors.keys().cloned());
                 Ok(())
@@ -579,7 +706,7 @@ impl Session {
     /// Records acknowledgements, stops delivery and removes presence.
     async fn leave(&mut self) {
         self.flush_acks().await;
-        for topic in self.cursors.keys() {
+        for topic in self.cursors.keys().chain(&self.extra_topics) {
             self.app.hub.leave(topic, self.conn);
         }
         self.app.presence.unregister(self.conn).await;
