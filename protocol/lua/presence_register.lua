@@ -1,7 +1,8 @@
 -- Register or refresh one live connection; expired connections of the user are dropped.
--- KEYS[1] = user's connection zset, KEYS[2] = user's connection-info hash, KEYS[3] = online-users zset
+-- KEYS[1] = user's connection zset, KEYS[2] = user's connection-info hash, KEYS[3] = online-users zset,
+-- KEYS[4] = the user's "announced online" marker.
 -- ARGV[1] = ttl (ms), ARGV[2] = user id, ARGV[3] = connection id, ARGV[4] = connection info JSON
--- Returns the connection's new expiry (ms, Redis clock).
+-- Returns 1 when the user was not announced online yet (the caller announces it), else 0.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local exp = now + tonumber(ARGV[1])
@@ -16,4 +17,7 @@ local top = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
 redis.call('PEXPIREAT', KEYS[1], top)
 redis.call('PEXPIREAT', KEYS[2], top)
 redis.call('ZADD', KEYS[3], 'GT', exp, ARGV[2])
-return exp
+-- The marker outlives a crashed node's entries long enough for a sweeper to announce offline.
+if redis.call('SET', KEYS[4], '1', 'NX', 'PX', 2 * tonumber(ARGV[1])) then return 1 end
+redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[1]))
+return 0

@@ -56,6 +56,16 @@ impl Keys {
         format!("{}:{{u:{}}}:groups", self.ns, uid)
     }
 
+    /// Marker that the user has been announced online (presence events, webhooks).
+    pub fn announced(&self, uid: &str) -> String {
+        format!("{}:{{u:{}}}:announced", self.ns, uid)
+    }
+
+    /// Set of a group's members that are online (for group.occupied / group.vacated).
+    pub fn present(&self, group: &str) -> String {
+        format!("{}:{{g:{}}}:present", self.ns, group)
+    }
+
     /// Channel every node subscribes to for `chat_broadcast`.
     pub fn broadcast(&self) -> String {
         format!("{}:broadcast", self.ns)
@@ -102,6 +112,8 @@ mod tests {
         let k = Keys::new("ns1");
         assert_eq!(k.live(&Conversation::inbox("bob").unwrap()), format!("{}:{{u:{}}}:live", "ns1", "bob"));
         assert!(include_str!("../lua/read.lua").contains("ARGV[5] .. ':{u:' .. from .. '}:live'"));
+        assert_eq!(k.announced("bob"), format!("{}:{{u:{}}}:announced", "ns1", "bob"));
+        assert!(include_str!("../lua/presence_sweep.lua").contains("ARGV[1] .. ':{u:' .. uid .. '}:announced'"));
     }
 
     #[test]

@@ -31,6 +31,9 @@ static JOIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lu
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/group_leave.lua")));
 static ONLINE_MEMBERS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_members.lua")));
 static BROADCAST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/broadcast.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/presence_settle.lua")));
+static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/presence_sweep.lua")));
+static GROUP_PRESENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/group_presence.lua")));
 static ONLINE_USERS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_users.lua")));
 
 /// Most stream entries one read/unread call scans (bounds the script's run time).
@@ -79,10 +82,11 @@ pub fn direct_targets(to: &str, from: Option<&str>) -> Vec<Conversation> {
     targets
 }
 
-/// Registers or refreshes a live connection; returns its expiry (`u64`, ms).
+/// Registers or refreshes a live connection; returns 1 when the user must be announced
+/// online (`u64`).
 pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64) -> ScriptInvocation<'static> {
     let mut inv = REGISTER.prepare_invoke();
-    inv.key(keys.conns(uid)).key(keys.conn_info(uid)).key(keys.online());
+    inv.key(keys.conns(uid)).key(keys.conn_info(uid)).key(keys.online()).key(keys.announced(uid));
     inv.arg(ttl_ms).arg(uid).arg(&conn.id).arg(serde_json::to_string(conn).expect("plain struct"));
     inv
 }
@@ -92,6 +96,29 @@ pub fn unregister(keys: &Keys, uid: &str, conn_id: &str) -> ScriptInvocation<'st
     let mut inv = UNREGISTER.prepare_invoke();
     inv.key(keys.conns(uid)).key(keys.conn_info(uid)).key(keys.online());
     inv.arg(uid).arg(conn_id);
+    inv
+}
+
+/// After the offline debounce: 1 when the user must be announced offline (`u64`).
+pub fn settle_offline(keys: &Keys, uid: &str) -> ScriptInvocation<'static> {
+    let mut inv = SETTLE.prepare_invoke();
+    inv.key(keys.conns(uid)).key(keys.announced(uid));
+    inv
+}
+
+/// Users whose presence expired (a node died), to announce offline (`Vec<String>`).
+pub fn sweep_expired(keys: &Keys, max: usize) -> ScriptInvocation<'static> {
+    let mut inv = SWEEP.prepare_invoke();
+    inv.key(keys.online());
+    inv.arg(keys.namespace()).arg(max);
+    inv
+}
+
+/// Records `uid` going online/offline in `group`; 1 when the group became occupied/vacated.
+pub fn group_presence(keys: &Keys, group: &str, uid: &str, online: bool) -> ScriptInvocation<'static> {
+    let mut inv = GROUP_PRESENCE.prepare_invoke();
+    inv.key(keys.present(group));
+    inv.arg(uid).arg(if online { "online" } else { "offline" });
     inv
 }
 

@@ -76,6 +76,14 @@ impl App {
             "" => None,
             url => Some(Webhook::new(url.to_owned(), settings.webhook_secret.clone(), settings.webhook_retries, metrics.clone())?),
         };
+        let presence = Presence::new(
+            keys.clone(),
+            settings.presence_ttl_ms,
+            settings.presence_debounce_ms,
+            redis.clone(),
+            metrics.clone(),
+            webhook.clone(),
+        );
         if history.is_some() || webhook.is_some() {
             Persister {
                 keys: keys.clone(),
@@ -91,7 +99,6 @@ impl App {
             .await?;
         }
         let hub = Hub::start(client, metrics.clone(), shutdown.clone());
-        let presence = Presence::new(keys.clone(), settings.presence_ttl_ms, redis.clone(), metrics.clone());
         presence.spawn_refresher(shutdown.clone());
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_bytes)

@@ -80,6 +80,8 @@ settings! {
     heartbeat_ms: u64 = "25000", env "CHAT_HEARTBEAT_MS";
     /// Lifetime of a presence entry, in ms; the node refreshes it every third of that.
     presence_ttl_ms: u64 = "30000", env "CHAT_PRESENCE_TTL_MS";
+    /// How long a user must stay without connections before being announced offline, in ms.
+    presence_debounce_ms: u64 = "5000", env "CHAT_PRESENCE_DEBOUNCE_MS";
     /// Messages fetched from a Redis stream per round trip when filling a gap.
     replay_batch: usize = "500", env "CHAT_REPLAY_BATCH";
     /// Messages a conversation's Redis stream keeps for client sends; equals chat.retention.

@@ -3,6 +3,13 @@
 //! Each connection is recorded as (user, connection, node) with an expiry on Redis's clock.
 //! The node refreshes all of its entries every third of the TTL; if the node dies, its
 //! entries simply expire and its users go offline without anyone cleaning up.
+//!
+//! Presence *events* (members of the user's groups see `presence` frames; `user.online`,
+//! `user.offline`, `group.occupied`, `group.vacated` webhooks) are announced once per
+//! transition: online when the first connection registers, offline only after
+//! `CHAT_PRESENCE_DEBOUNCE_MS` without any connection, so a quick reconnect announces nothing.
+//! Users of a node that died are announced offline by whichever node's sweeper finds their
+//! presence expired first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,38 +23,122 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::ConnId;
 use crate::metrics::Metrics;
+use crate::webhook::Webhook;
 
 pub struct Presence {
     keys: Keys,
     ttl_ms: u64,
+    debounce: Duration,
     redis: ConnectionManager,
     metrics: Arc<Metrics>,
+    webhook: Option<Arc<Webhook>>,
     local: Mutex<HashMap<ConnId, (Arc<str>, Arc<ConnInfo>)>>,
 }
 
 impl Presence {
-    pub fn new(keys: Keys, ttl_ms: u64, redis: ConnectionManager, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Presence { keys, ttl_ms, redis, metrics, local: Mutex::new(HashMap::new()) })
+    pub fn new(
+        keys: Keys,
+        ttl_ms: u64,
+        debounce_ms: u64,
+        redis: ConnectionManager,
+        metrics: Arc<Metrics>,
+        webhook: Option<Arc<Webhook>>,
+    ) -> Arc<Self> {
+        Arc::new(Presence {
+            keys,
+            ttl_ms,
+            debounce: Duration::from_millis(debounce_ms),
+            redis,
+            metrics,
+            webhook,
+            local: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Records a new connection. Once this returns, `chat_is_online($uid)` is true.
-    pub async fn register(&self, conn: ConnId, uid: Arc<str>, info: ConnInfo) -> redis::RedisResult<()> {
+    pub async fn register(self: &Arc<Self>, conn: ConnId, uid: Arc<str>, info: ConnInfo) -> redis::RedisResult<()> {
         let info = Arc::new(info);
         self.local.lock().unwrap().insert(conn, (uid.clone(), info.clone()));
-        let r: redis::RedisResult<u64> =
-            scripts::register(&self.keys, &uid, &info, self.ttl_ms).invoke_async(&mut self.redis.clone()).await;
-        r.map(drop)
+        let fresh: u64 =
+            scripts::register(&self.keys, &uid, &info, self.ttl_ms).invoke_async(&mut self.redis.clone()).await?;
+        if fresh == 1 {
+            let me = self.clone();
+            tokio::spawn(async move { me.announce(&uid, true).await });
+        }
+        Ok(())
     }
 
     /// Removes a connection. Once this returns, it no longer counts as live.
-    pub async fn unregister(&self, conn: ConnId) {
+    pub async fn unregister(self: &Arc<Self>, conn: ConnId) {
         let Some((uid, info)) = self.local.lock().unwrap().remove(&conn) else { return };
         let r: redis::RedisResult<u64> =
             scripts::unregister(&self.keys, &uid, &info.id).invoke_async(&mut self.redis.clone()).await;
-        if let Err(e) = r {
-            // The entry expires by itself within the TTL.
-            Metrics::inc(&self.metrics.redis_errors_total);
-            tracing::warn!(error = %e, conn = %info.id, "could not remove presence entry; it will expire");
+        match r {
+            Ok(0) => {
+                // Announced offline only if still offline after the debounce.
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(me.debounce).await;
+                    let settle: redis::RedisResult<u64> =
+                        scripts::settle_offline(&me.keys, &uid).invoke_async(&mut me.redis.clone()).await;
+                    match settle {
+                        Ok(1) => me.announce(&uid, false).await,
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, %uid, "cannot settle presence; the sweeper will"),
+                    }
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // The entry expires by itself within the TTL.
+                Metrics::inc(&self.metrics.redis_errors_total);
+                tracing::warn!(error = %e, conn = %info.id, "could not remove presence entry; it will expire");
+            }
+        }
+    }
+
+    /// Tells the user's groups and the app that `uid` came online or went offline.
+    async fn announce(&self, uid: &str, online: bool) {
+        let mut redis = self.redis.clone();
+        let status = if online { "online" } else { "offline" };
+        let groups: Vec<String> = match redis::cmd("HKEYS").arg(self.keys.groups(uid)).query_async(&mut redis).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, uid, "cannot read groups for a presence event");
+                Vec::new()
+            }
+        };
+        let at = crate::session::unix_now_ms();
+        for group in groups {
+            let Ok(conv) = chat_protocol::Conversation::group(&group) else { continue };
+            let event = format!(r#"e{{"type":"presence","group":"{group}","uid":"{uid}","status":"{status}"}}"#);
+            let published: redis::RedisResult<()> = redis::cmd("PUBLISH").arg(self.keys.live(&conv)).arg(event).query_async(&mut redis).await;
+            let edge: redis::RedisResult<u64> = scripts::group_presence(&self.keys, &group, uid, online).invoke_async(&mut redis).await;
+            if let Err(e) = published.and(edge.as_ref().map(drop).map_err(|e| e.clone())) {
+                tracing::warn!(error = %e, uid, group, "presence event not fully published");
+            }
+            if let (Ok(1), Some(webhook)) = (edge, &self.webhook) {
+                let event = if online { "group.occupied" } else { "group.vacated" };
+                webhook.event(event, format!(r#""group":"{group}","user":"{uid}","at":{at}"#));
+            }
+        }
+        if let Some(webhook) = &self.webhook {
+            let event = if online { "user.online" } else { "user.offline" };
+            webhook.event(event, format!(r#""user":"{uid}","at":{at}"#));
+        }
+    }
+
+    /// Announces offline the users whose presence expired because their node died.
+    async fn sweep(&self) {
+        let expired: redis::RedisResult<Vec<String>> = scripts::sweep_expired(&self.keys, 500).invoke_async(&mut self.redis.clone()).await;
+        match expired {
+            Ok(users) => {
+                for uid in users {
+                    tracing::info!(%uid, "presence expired (its node stopped); announcing offline");
+                    self.announce(&uid, false).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "presence sweep failed"),
         }
     }
 
@@ -60,7 +151,10 @@ impl Presence {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => me.refresh_all().await,
+                    _ = tick.tick() => {
+                        me.refresh_all().await;
+                        me.sweep().await;
+                    }
                 }
             }
         });
@@ -84,7 +178,7 @@ impl Presence {
     }
 
     /// Removes all local entries (graceful shutdown).
-    pub async fn unregister_all(&self) {
+    pub async fn unregister_all(self: &Arc<Self>) {
         let conns: Vec<ConnId> = self.local.lock().unwrap().keys().copied().collect();
         join_all(conns.into_iter().map(|c| self.unregister(c))).await;
     }

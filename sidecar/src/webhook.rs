@@ -53,6 +53,13 @@ impl Webhook {
         self.send("message.offline", delivery, body);
     }
 
+    /// Queues a presence event: `fields` are the JSON members after `event` and `delivery`.
+    pub fn event(self: &Arc<Self>, event: &'static str, fields: String) {
+        let delivery = ulid::Ulid::new().to_string();
+        let body = format!(r#"{{"event":"{event}","delivery":"{delivery}",{fields}}}"#);
+        self.send(event, delivery, body);
+    }
+
     fn send(self: &Arc<Self>, event: &'static str, delivery: String, body: String) {
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             Metrics::inc(&self.metrics.webhook_dropped_total);

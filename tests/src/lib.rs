@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -471,3 +474,53 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A webhook we received, and what we answered.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest {
+    pub signature: String,
+    pub delivery: String,
+    pub body: String,
+    pub answered: u16,
+}
+
+/// An HTTP endpoint that answers 500 to the first `failures` webhooks of event
+/// `failing_event`, and 200 to everything else.
+pub async fn webhook_receiver(failures: usize, failing_event: &'static str) -> (String, Arc<Mutex<Vec<WebhookRequest>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/chat-hook", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut stream = tokio::io::BufReader::new(stream);
+            let (mut signature, mut delivery, mut length) = (String::new(), String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if stream.read_line(&mut line).await.unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                let value = value.trim().to_owned();
+                match name.to_ascii_lowercase().as_str() {
+                    "x-chat-signature" => signature = value,
+                    "x-chat-delivery" => delivery = value,
+                    "content-length" => length = value.parse().unwrap(),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).await.unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let event_matches = body.contains(&format!(r#""event":"{failing_event}""#));
+            let failed_so_far = log.lock().unwrap().iter().filter(|r: &&WebhookRequest| r.answered == 500).count();
+            let answered = if event_matches && failed_so_far < failures { 500 } else { 200 };
+            log.lock().unwrap().push(WebhookRequest { signature, delivery, body, answered });
+            let reply = format!("HTTP/1.1 {answered} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            stream.get_mut().write_all(reply.as_bytes()).await.unwrap();
+        }
+    });
+    (url, seen)
+}
+
