@@ -20,6 +20,8 @@ need node nodejs                  # make bench: the Node.js ws peer
 need npm npm
 need mariadbd mariadb-server
 need mariadb mariadb-client
+need '/usr/sbin/php-fpm*' php-fpm        # tests/e2e/fpm.rs: real php-fpm workers
+need composer composer                   # make test-phpt: installs php-examples/chat-php
 
 if ((${#missing[@]})); then
   # php-config may still be absent after php-cli: install the -dev of the same PHP.

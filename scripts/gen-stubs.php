@@ -36,6 +36,7 @@ const WIDTH = 92;
 const STUBS_FILE = __DIR__ . '/../php-examples/chat-php/stubs/chat.stubs.php';
 
 const ID_RULE = 'ASCII letters, digits and _ - . @ +, 1 to 128 bytes, case-sensitive; an int means its decimal string';
+const GROUP_RULE = 'ASCII letters, digits and _ - . @ +, 1 to 128 bytes, case-sensitive; an int means its decimal string';
 const THROWS_REDIS = [
     'Chat\ConnectionException' => 'Redis cannot be reached, did not answer within chat.timeout_ms, or the connection broke',
     'Chat\ChatException' => 'a chat.* setting is not valid, or Redis refused the command (OOM, READONLY, ...)',
@@ -92,10 +93,20 @@ const DOCS = [
             'throws' => ['Chat\InvalidArgumentException' => 'a bad $uid'] + THROWS_REDIS,
         ],
         'chat_online_count' => [
-            'summary' => 'How many users (not connections) have at least one live connection.',
-            'params' => [],
+            'summary' => 'How many users (not connections) have at least one live connection; with $group, how many of its members.',
+            'params' => [
+                'group' => ['only count members of this group: ' . GROUP_RULE . '; null = all users', 'string|int|null'],
+            ],
             'return' => ['int', 'the number of online users'],
-            'throws' => THROWS_REDIS,
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $group'] + THROWS_REDIS,
+        ],
+        'chat_online_users' => [
+            'summary' => 'The ids of the users with at least one live connection; with $group, only its members.',
+            'params' => [
+                'group' => ['only members of this group: ' . GROUP_RULE . '; null = all users', 'string|int|null'],
+            ],
+            'return' => ['list<string>', 'user ids, sorted'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $group'] + THROWS_REDIS,
         ],
         'chat_user_devices' => [
             'summary' => 'The live connections of $uid, one entry per device or tab.',
@@ -117,6 +128,56 @@ const DOCS = [
             ],
             'return' => ['int', 'how many live connections the user had when the kick was sent'],
             'throws' => ['Chat\InvalidArgumentException' => 'a bad $uid; a reason longer than 123 bytes or not UTF-8'] + THROWS_REDIS,
+        ],
+        'chat_join_group' => [
+            'summary' => 'Adds $uid to $group.',
+            'details' => "The user's live connections receive the group's messages from now on (not its earlier ones).",
+            'params' => [
+                'uid' => ['the user: ' . ID_RULE, 'string|int'],
+                'group' => ['the group: ' . GROUP_RULE, 'string|int'],
+            ],
+            'return' => ['bool', 'false when the user already was a member'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $uid or $group'] + THROWS_REDIS,
+        ],
+        'chat_leave_group' => [
+            'summary' => 'Removes $uid from $group; their live connections stop receiving it at once.',
+            'params' => [
+                'uid' => ['the user: ' . ID_RULE, 'string|int'],
+                'group' => ['the group: ' . GROUP_RULE, 'string|int'],
+            ],
+            'return' => ['bool', 'false when the user was not a member'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $uid or $group'] + THROWS_REDIS,
+        ],
+        'chat_group_members' => [
+            'summary' => 'The members of $group.',
+            'params' => [
+                'group' => ['the group: ' . GROUP_RULE, 'string|int'],
+            ],
+            'return' => ['list<string>', 'user ids, sorted; [] for a group without members'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $group'] + THROWS_REDIS,
+        ],
+        'chat_send_to_group' => [
+            'summary' => 'Sends $message to every member of $group, durable and sequenced like an inbox message.',
+            'params' => [
+                'group' => ['the group: ' . GROUP_RULE, 'string|int'],
+                'message' => ['anything json_encode() accepts, as for chat_push(); at most chat.max_message_bytes once encoded'],
+                'options' => ["'from' => the sending user (string|int|null); no other keys are accepted", 'array{from?: string|int|null}'],
+            ],
+            'return' => ['string', 'the message id, a 26-character ULID'],
+            'throws' => [
+                'Chat\InvalidArgumentException' => "a bad \$group or 'from'; an unknown option; a message json_encode() refuses or larger than chat.max_message_bytes",
+            ] + THROWS_REDIS,
+        ],
+        'chat_broadcast' => [
+            'summary' => 'Sends $message live to every connected client.',
+            'details' => 'Not stored and not resumable: clients that are offline or reconnecting do not get it.',
+            'params' => [
+                'message' => ['anything json_encode() accepts, as for chat_push(); at most chat.max_message_bytes once encoded'],
+            ],
+            'return' => ['int', 'how many users were online'],
+            'throws' => [
+                'Chat\InvalidArgumentException' => 'a message json_encode() refuses or larger than chat.max_message_bytes',
+            ] + THROWS_REDIS,
         ],
         'chat_unread' => [
             'summary' => 'Unread message counts of $uid, per conversation.',

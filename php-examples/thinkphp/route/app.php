@@ -1,0 +1,7 @@
+<?php
+use think\facade\Route;
+
+// The chat endpoints of app\controller\Chat.
+Route::get('chat/token', 'chat/token');        // the logged-in user's connect token and URL
+Route::post('chat/send', 'chat/send');         // {to, text}: one-to-one message from the user
+Route::post('chat/webhook', 'chat/webhook');   // signed calls from the sidecar
