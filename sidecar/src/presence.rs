@@ -25,6 +25,9 @@ use crate::hub::ConnId;
 use crate::metrics::Metrics;
 use crate::webhook::Webhook;
 
+/// A local connection's user and what was registered for it.
+type Registered = (Arc<str>, Arc<ConnInfo>);
+
 pub struct Presence {
     keys: Keys,
     ttl_ms: u64,
@@ -32,7 +35,7 @@ pub struct Presence {
     redis: ConnectionManager,
     metrics: Arc<Metrics>,
     webhook: Option<Arc<Webhook>>,
-    local: Mutex<HashMap<ConnId, (Arc<str>, Arc<ConnInfo>)>>,
+    local: Mutex<HashMap<ConnId, Registered>>,
 }
 
 impl Presence {

@@ -161,11 +161,7 @@ impl Session {
     /// replays everything after each starting cursor.
     async fn start(&mut self, ws: &mut Ws, rx: &mut Inbox, device: &str, requested: Cursors) -> Result<(), Exit> {
         let app = self.app.clone();
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-            Metrics::inc(&app.metrics.redis_errors_total);
-            tracing::warn!(error = %e, "{what}");
-            close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
-        };
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| backend_down(&app, what, e);
         let mut redis = app.redis.clone();
         let (acked, groups): (HashMap<String, u64>, HashMap<String, u64>) = redis::pipe()
             .cmd("HGETALL")
@@ -492,10 +488,7 @@ impl Session {
         if self.cursors.contains_key(channel.as_str()) {
             return Ok(());
         }
-        let topic = self.app.hub.join(&channel, self.sub.clone()).await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot subscribe a joined group");
-            close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
-        })?;
+        let topic = self.app.hub.join(&channel, self.sub.clone()).await.map_err(|e| backend_down(&self.app, "cannot subscribe a joined group", &e))?;
         let mut cursor = Cursor::new(&self.app.keys, conv);
         cursor.seq = seq;
         self.cursors.insert(topic.clone(), cursor);
@@ -588,11 +581,6 @@ impl Session {
     async fn catch_up(&mut self, ws: &mut Ws, topic: Arc<str>, upto: u64, rx: &mut Inbox) -> Result<(), Exit> {
         let app = self.app.clone();
         let mut redis = app.redis.clone();
-        let backend_down = |what: &str, e: &dyn std::fmt::Display| {
-            Metrics::inc(&app.metrics.redis_errors_total);
-            tracing::warn!(error = %e, "{what}");
-            close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
-        };
         loop {
             let Some(cursor) = self.cursors.get(&topic) else { return Ok(()) };
             let (key, after) = (cursor.stream_key.clone(), cursor.seq);
@@ -601,7 +589,7 @@ impl Session {
             }
             let batch = streams::read_after(&mut redis, &key, after, app.settings.replay_batch)
                 .await
-                .map_err(|e| backend_down("cannot read a stream to fill a gap", &e))?;
+                .map_err(|e| backend_down(&app, "cannot read a stream to fill a gap", &e))?;
             self.drain(ws, rx).await?;
             let Some(&(first, _)) = batch.first() else { break };
             if first > after + 1 {
@@ -712,6 +700,13 @@ impl Session {
         self.app.presence.unregister(self.conn).await;
         tracing::debug!(conn = %self.conn_name, uid = %self.uid, "disconnected");
     }
+}
+
+/// Redis failed under a session: it ends with 1013 so the client resumes elsewhere or later.
+fn backend_down(app: &App, what: &str, e: &dyn std::fmt::Display) -> Exit {
+    Metrics::inc(&app.metrics.redis_errors_total);
+    tracing::warn!(error = %e, "{what}");
+    close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume")
 }
 
 fn read_error(app: &App, e: WsError) -> Exit {

@@ -124,9 +124,12 @@ pub struct MariaDb {
 impl MariaDb {
     pub fn start() -> MariaDb {
         let dir = tempfile::tempdir().unwrap();
+        // Its own tmpdir: parallel installs sharing /tmp collide on temporary table names.
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
         let out = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"])
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", dir.path().join("tmp").display()))
             .output()
             .expect("mariadb-install-db not found: run `make deps` (or apt-get install mariadb-server)");
         assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -150,6 +153,7 @@ impl MariaDb {
             .arg(format!("--datadir={}", d.join("data").display()))
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(d.join("server.log")).unwrap())
             .spawn()

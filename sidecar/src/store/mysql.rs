@@ -38,6 +38,9 @@ impl StoredMessage {
     }
 }
 
+/// A `chat_messages` row as selected: conv, seq, id, sender, recipient, created_at_ms, data.
+type Row = (String, u64, String, Option<String>, Option<String>, u64, String);
+
 /// History in MySQL.
 #[derive(Clone)]
 pub struct History {
@@ -83,7 +86,7 @@ impl History {
     /// Messages of `conv` with `after < seq < before`, in order, at most `limit`.
     pub async fn range(&self, conv: &str, after: u64, before: u64, limit: usize) -> Result<Vec<StoredMessage>, mysql_async::Error> {
         let mut conn = self.pool.get_conn().await?;
-        let rows: Vec<(String, u64, String, Option<String>, Option<String>, u64, String)> = conn
+        let rows: Vec<Row> = conn
             .exec(
                 "SELECT conv, seq, id, sender, recipient, created_at_ms, data FROM chat_messages
                  WHERE conv = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
