@@ -9,6 +9,7 @@ mkdir -p "$state"
 REDIS_PORT=${DEMO_REDIS_PORT:-6390}
 WS_PORT=${DEMO_WS_PORT:-9501}
 WEB_PORT=${DEMO_WEB_PORT:-8080}
+CS_PORT=${DEMO_CS_PORT:-8081}
 DB_PORT=${DEMO_DB_PORT:-3390}
 SECRET=${DEMO_SECRET:-demo-secret-change-me}
 
@@ -17,8 +18,8 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$REDIS_PORT" "$WS_PORT" "$WEB_PORT" "$DB_PORT"; do
-  port_free "$p" || { echo "demo: port $p is busy (set DEMO_REDIS_PORT / DEMO_WS_PORT / DEMO_WEB_PORT / DEMO_DB_PORT)" >&2; exit 1; }
+for p in "$REDIS_PORT" "$WS_PORT" "$WEB_PORT" "$DB_PORT" "$CS_PORT"; do
+  port_free "$p" || { echo "demo: port $p is busy (set DEMO_REDIS_PORT / DEMO_WS_PORT / DEMO_WEB_PORT / DEMO_DB_PORT / DEMO_CS_PORT)" >&2; exit 1; }
 done
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$state" --appendonly yes --save '' >"$state/redis.log" 2>&1 &
@@ -54,12 +55,24 @@ CHAT_WS_URL="ws://127.0.0.1:$WS_PORT/ws" php -n \
   -S "127.0.0.1:$WEB_PORT" -t "$root/php-examples/demo" >"$state/php.log" 2>&1 &
 pids+=($!)
 
+# The customer-service example: same settings plus pdo_mysql; its cs_* tables go in the same database.
+CHAT_WS_URL="ws://127.0.0.1:$WS_PORT/ws" CS_DB_DSN="mysql:host=127.0.0.1;port=$DB_PORT;dbname=chat;charset=utf8mb4" CS_DB_USER=root \
+  php -n -d "extension=$root/target/release/libchat.so" -d "chat.redis_url=redis://127.0.0.1:$REDIS_PORT" -d "chat.jwt_secret=$SECRET" \
+  -d extension=pdo -d extension=mysqlnd -d extension=pdo_mysql \
+  -S "127.0.0.1:$CS_PORT" -t "$root/php-examples/customer-service/public" >"$state/php-cs.log" 2>&1 &
+pids+=($!)
+
 cat <<MSG
 
   Demo running. Open two tabs:
     http://127.0.0.1:$WEB_PORT/?user=alice
     http://127.0.0.1:$WEB_PORT/?user=bob
   and type in one: the other shows it at once.
+  Group chat (several users in one room, typing, who is online):
+    http://127.0.0.1:$WEB_PORT/group.php?user=alice   (and ?user=bob, ?user=carol)
+  Customer service: a shop visitor, and the agents' console (agents ann, ben, cleo):
+    http://127.0.0.1:$CS_PORT/                        (visitor page: open the chat bottom right)
+    http://127.0.0.1:$CS_PORT/agent.php?agent=ann     (agent console; ?agent=ben in another window)
 
   From PHP:  php -d extension=$root/target/release/libchat.so -d chat.redis_url=redis://127.0.0.1:$REDIS_PORT \\
                -r 'echo chat_push("alice", ["text" => "hi from PHP"]);'

@@ -51,6 +51,7 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 <body>
 <header>
   <h2>You are <?= $h($me) ?>, chatting with <?= $h($peer) ?></h2>
+  <a href="group.php?user=<?= $h(rawurlencode($me)) ?>" style="font-size:13px">group chat →</a>
   <span id="state">connecting…</span>
 </header>
 <p id="unread"><?= $unread > 0 ? $h("$unread unread since your last visit") : 'No unread messages' ?></p>
@@ -115,7 +116,7 @@ function connect() {
   ws.onmessage = (e) => {
     const f = JSON.parse(e.data);
     if (f.type === 'welcome') { state.textContent = 'live'; state.className = 'live'; markRead(ws); }
-    else if (f.type === 'message') { show(f); markRead(ws); }
+    else if (f.type === 'message' && f.conv === conv) { show(f); markRead(ws); }
     else if (f.type === 'receipt') markSeen(f);
     else if (f.type === 'read') readSeq = Math.max(readSeq, f.seq);
   };
