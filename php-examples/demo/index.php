@@ -52,6 +52,7 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 <header>
   <h2>You are <?= $h($me) ?>, chatting with <?= $h($peer) ?></h2>
   <a href="group.php?user=<?= $h(rawurlencode($me)) ?>" style="font-size:13px">group chat →</a>
+  <a href="call.php?user=<?= $h(rawurlencode($me)) ?>" style="font-size:13px">WebRTC call →</a>
   <span id="state">connecting…</span>
 </header>
 <p id="unread"><?= $unread > 0 ? $h("$unread unread since your last visit") : 'No unread messages' ?></p>
