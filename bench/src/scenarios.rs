@@ -292,6 +292,25 @@ async fn flush(redis: &Redis) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Redis namespace each side uses, so both can share one Redis.
+fn namespace(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Chat => NS_CHAT,
+        Kind::Peer => NS_PEER,
+    }
+}
+
+/// An empty Redis and one server of `kind` (our node0, or the peer) on it.
+async fn fresh_server(env: &Env, redis: &Redis, kind: Kind) -> anyhow::Result<(&'static str, Server)> {
+    flush(redis).await?;
+    let ns = namespace(kind);
+    let server = match kind {
+        Kind::Chat => Server::sidecar(env, redis, "node0", ns).await?,
+        Kind::Peer => Server::peer(env, redis, ns).await?,
+    };
+    Ok((ns, server))
+}
+
 async fn settle(secs: f64) {
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
 }
@@ -303,10 +322,7 @@ fn load(kind: Kind, prefix: &str, users: usize, plan: &Plan, redis: &Redis) -> L
         users,
         group: String::new(),
         redis: Some(redis.url()),
-        ns: match kind {
-            Kind::Chat => NS_CHAT.into(),
-            Kind::Peer => NS_PEER.into(),
-        },
+        ns: namespace(kind).into(),
         per_worker: plan.per_worker,
     }
 }
@@ -432,15 +448,7 @@ async fn reconnect_storm(env: &Env, redis: &Redis, plan: &Plan, workers: &mut Wo
 // Scenarios 3 and 6: one-to-one from PHP producers
 
 pub async fn one_to_one(env: &Env, redis: &Redis, plan: &Plan, kind: Kind, memory_s: Option<f64>) -> anyhow::Result<(OneToOne, Option<Memory>)> {
-    flush(redis).await?;
-    let ns = match kind {
-        Kind::Chat => NS_CHAT,
-        Kind::Peer => NS_PEER,
-    };
-    let mut server = match kind {
-        Kind::Chat => Server::sidecar(env, redis, "node0", ns).await?,
-        Kind::Peer => Server::peer(env, redis, ns).await?,
-    };
+    let (ns, mut server) = fresh_server(env, redis, kind).await?;
     let users = plan.o2o_users;
     let (mut workers, _, _) = Workers::connect(env, &[&server], &load(kind, "o", users, plan, redis)).await?;
     let rss_before = server.rss_kib();
@@ -721,15 +729,7 @@ pub async fn push_rate(env: &Env, redis: &Redis, plan: &Plan) -> anyhow::Result<
 /// push.lua, which publishes `m<seq> <envelope>` on `<ns>:{g:<gid>}:live`. Our members join
 /// with `chat_join_group()` before connecting; the peer's clients name the group in the URL.
 pub async fn group(env: &Env, redis: &Redis, plan: &Plan, kind: Kind) -> anyhow::Result<Group> {
-    flush(redis).await?;
-    let ns = match kind {
-        Kind::Chat => NS_CHAT,
-        Kind::Peer => NS_PEER,
-    };
-    let mut server = match kind {
-        Kind::Chat => Server::sidecar(env, redis, "node0", ns).await?,
-        Kind::Peer => Server::peer(env, redis, ns).await?,
-    };
+    let (ns, mut server) = fresh_server(env, redis, kind).await?;
     let php = Php::new(env, redis, ns);
     let gid = "g1";
     let members = plan.group_members;

@@ -116,9 +116,12 @@ impl Presence {
             let Ok(conv) = chat_protocol::Conversation::group(&group) else { continue };
             let event = format!(r#"e{{"type":"presence","group":"{group}","uid":"{uid}","status":"{status}"}}"#);
             let published: redis::RedisResult<()> = redis::cmd("PUBLISH").arg(self.keys.live(&conv)).arg(event).query_async(&mut redis).await;
+            if let Err(e) = published {
+                tracing::warn!(error = %e, uid, group, "presence event not published");
+            }
             let edge: redis::RedisResult<u64> = scripts::group_presence(&self.keys, &group, uid, online).invoke_async(&mut redis).await;
-            if let Err(e) = published.and(edge.as_ref().map(drop).map_err(|e| e.clone())) {
-                tracing::warn!(error = %e, uid, group, "presence event not fully published");
+            if let Err(e) = &edge {
+                tracing::warn!(error = %e, uid, group, "group presence not recorded");
             }
             if let (Ok(1), Some(webhook)) = (edge, &self.webhook) {
                 let event = if online { "group.occupied" } else { "group.vacated" };
