@@ -1,0 +1,2 @@
+// Type declarations of chat.js (work in progress).
+export declare class ChatClient {}
