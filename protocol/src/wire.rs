@@ -48,6 +48,10 @@ pub mod error {
     pub const SEND_DISABLED: &str = "send_disabled";
     /// The node could not accept a `send` right now (Redis unavailable); retry it.
     pub const UNAVAILABLE: &str = "unavailable";
+    /// `POST /send`: the token is invalid (bad signature, malformed, missing).
+    pub const BAD_TOKEN: &str = "bad_token";
+    /// `POST /send`: the token expired; get a new one from the app.
+    pub const TOKEN_EXPIRED: &str = "token_expired";
 }
 
 /// Last sequence seen per conversation, as a client reports it on (re)connect.

@@ -14,6 +14,8 @@ use crate::config::Settings;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::ratelimit::PerUser;
+use crate::transport::poll::Polls;
 use crate::store::persister::Persister;
 use crate::store::History;
 use crate::webhook::Webhook;
@@ -34,6 +36,10 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to deregister.
     pub tasks: TaskTracker,
+    /// Long-poll sessions waiting for their client's next poll.
+    pub polls: Arc<Polls>,
+    /// Rate limits of `POST /send`, per user.
+    pub send_limits: PerUser,
     next_conn: AtomicU64,
 }
 
@@ -117,6 +123,8 @@ impl App {
             ws_config,
             shutdown,
             tasks: TaskTracker::new(),
+            polls: Arc::new(Polls::default()),
+            send_limits: PerUser::new(settings.rate_limit, settings.rate_burst),
             next_conn: AtomicU64::new(1),
             settings,
         }))

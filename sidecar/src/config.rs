@@ -74,6 +74,8 @@ settings! {
     read_buffer_bytes: usize = "4096", env "CHAT_READ_BUFFER_BYTES";
     /// Per-connection WebSocket write buffer, bytes; frames already queued are batched up to it.
     write_buffer_bytes: usize = "4096", env "CHAT_WRITE_BUFFER_BYTES";
+    /// How long a long-poll session waits for the client's next poll before it ends, in ms.
+    poll_grace_ms: u64 = "15000", env "CHAT_POLL_GRACE_MS";
     /// Time a client has to send its token when it is not in the URL or a header, in ms.
     auth_timeout_ms: u64 = "10000", env "CHAT_AUTH_TIMEOUT_MS";
     /// Interval of server pings, in ms; a client silent for 2.5 intervals is closed (4010).

@@ -11,6 +11,7 @@ mod ratelimit;
 mod session;
 mod store;
 mod streams;
+mod transport;
 mod webhook;
 
 use std::process::ExitCode;

@@ -12,12 +12,21 @@ pub struct Cursor {
     pub stream_key: String,
     /// Last sequence number delivered to the client.
     pub seq: u64,
+    /// Where this session started the conversation (its welcome cursor, or the join point of a
+    /// group joined while connected); a long-poll rewind never goes before it.
+    pub start: u64,
 }
 
 impl Cursor {
     /// A cursor before the conversation's first message.
     pub fn new(keys: &Keys, conv: Conversation) -> Self {
-        Cursor { conv_id: conv.to_string(), stream_key: keys.stream(&conv), conv, seq: 0 }
+        Cursor { conv_id: conv.to_string(), stream_key: keys.stream(&conv), conv, seq: 0, start: 0 }
+    }
+
+    /// Starts delivery after `seq`.
+    pub fn start_at(&mut self, seq: u64) {
+        self.seq = seq;
+        self.start = seq;
     }
 
     /// The conversation's latest sequence number.

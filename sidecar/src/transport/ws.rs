@@ -1,0 +1,151 @@
+//! WebSocket transport (`/ws`): frames are WebSocket text frames, liveness is ping/pong.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_protocol::wire::{self, close, ClientFrame, Cursors};
+use chat_protocol::Claims;
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{close_with, truncate, Exit, Inbound, Transport};
+use crate::app::App;
+use crate::metrics::Metrics;
+
+pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+pub struct WsTransport {
+    ws: Ws,
+    metrics: Arc<Metrics>,
+    write_timeout: Duration,
+    heartbeat: Duration,
+    last_heard: Instant,
+    max_frame_bytes: usize,
+}
+
+impl WsTransport {
+    pub fn new(app: &App, ws: Ws) -> Self {
+        WsTransport {
+            ws,
+            metrics: app.metrics.clone(),
+            write_timeout: Duration::from_millis(app.settings.write_timeout_ms),
+            heartbeat: Duration::from_millis(app.settings.heartbeat_ms),
+            last_heard: Instant::now(),
+            max_frame_bytes: app.settings.max_frame_bytes,
+        }
+    }
+
+    /// Checks the token from the URL/header, or waits for an `auth` frame (which may also
+    /// bring resume cursors).
+    pub async fn authenticate(&mut self, app: &App, token: Option<String>, cursors: &mut Option<Cursors>) -> Result<Claims, Exit> {
+        let token = match token {
+            Some(t) => t,
+            None => {
+                let wait = Duration::from_millis(app.settings.auth_timeout_ms);
+                match tokio::time::timeout(wait, self.ws.next()).await {
+                    Err(_) => return Err(close_with(close::AUTH_TIMEOUT, "no token: pass ?token=, an Authorization: Bearer header, or an auth frame first")),
+                    Ok(Some(Ok(Message::Text(t)))) => match wire::parse_client(&t) {
+                        Ok(ClientFrame::Auth { token, cursors: from_frame }) => {
+                            if from_frame.is_some() {
+                                *cursors = from_frame;
+                            }
+                            token
+                        }
+                        _ => return Err(close_with(close::AUTH_TIMEOUT, "the first frame must be {\"type\":\"auth\",\"token\":\"...\"}")),
+                    },
+                    Ok(Some(Err(e))) => return Err(self.read_error(e)),
+                    Ok(_) => return Err(Exit::Gone),
+                }
+            }
+        };
+        crate::session::verify_token(app, &token)
+    }
+
+    fn read_error(&self, e: WsError) -> Exit {
+        match e {
+            WsError::Capacity(_) => {
+                Metrics::inc(&self.metrics.oversized_frames_total);
+                close_with(close::TOO_BIG, format!("frame exceeds {} bytes", self.max_frame_bytes))
+            }
+            WsError::Utf8(_) => {
+                Metrics::inc(&self.metrics.invalid_utf8_total);
+                close_with(close::INVALID_UTF8, "text frame is not valid UTF-8")
+            }
+            WsError::Protocol(p) => close_with(1002, format!("protocol error: {p}")),
+            _ => Exit::Gone,
+        }
+    }
+
+    fn io(&self, r: Result<Result<(), WsError>, tokio::time::error::Elapsed>) -> Result<(), Exit> {
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Exit::Gone),
+            Err(_) => {
+                Metrics::inc(&self.metrics.slow_consumer_disconnects_total);
+                tracing::info!("write timed out; dropping slow client");
+                Err(Exit::Gone)
+            }
+        }
+    }
+}
+
+impl Transport for WsTransport {
+    const KIND: &'static str = "websocket";
+
+    async fn feed(&mut self, frame: Utf8Bytes, _cursors: Option<Cursors>) -> Result<(), Exit> {
+        let r = tokio::time::timeout(self.write_timeout, self.ws.feed(Message::Text(frame))).await;
+        self.io(r)
+    }
+
+    async fn flush(&mut self) -> Result<(), Exit> {
+        let r = tokio::time::timeout(self.write_timeout, self.ws.flush()).await;
+        self.io(r)
+    }
+
+    async fn recv(&mut self) -> Result<Inbound, Exit> {
+        let msg = match self.ws.next().await {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(self.read_error(e)),
+            None => return Err(Exit::Gone),
+        };
+        self.last_heard = Instant::now();
+        match msg {
+            Message::Text(t) => Ok(Inbound::Text(t)),
+            Message::Binary(_) => Ok(Inbound::Binary),
+            Message::Close(_) => Err(Exit::ClientClosed),
+            Message::Pong(_) | Message::Frame(_) => Ok(Inbound::Activity),
+            // tungstenite queues the pong itself; it goes out with the next flush. Pings count
+            // against the rate limit like any frame, so a ping flood cannot grow the queue.
+            Message::Ping(_) => Ok(Inbound::Ping),
+        }
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), Exit> {
+        if self.last_heard.elapsed() > self.heartbeat * 5 / 2 {
+            return Err(close_with(close::TIMEOUT, "no frames from client; reconnect"));
+        }
+        let r = tokio::time::timeout(self.write_timeout, self.ws.feed(Message::Ping(Default::default()))).await;
+        self.io(r)?;
+        self.flush().await
+    }
+
+    /// Sends the close frame (or answers the client's), then waits briefly for the handshake.
+    async fn finish(mut self, exit: Exit) {
+        let frame = match exit {
+            Exit::Gone => return,
+            Exit::ClientClosed => None,
+            Exit::Close(code, reason) => Some(CloseFrame { code: code.into(), reason: truncate(reason).into() }),
+        };
+        let limit = self.write_timeout.min(Duration::from_secs(2));
+        let _ = tokio::time::timeout(limit, async {
+            if self.ws.close(frame).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        })
+        .await;
+    }
+}
