@@ -1,6 +1,8 @@
 -- Register or refresh one live connection; expired connections of the user are dropped.
 -- KEYS[1] = user's connection zset, KEYS[2] = user's connection-info hash, KEYS[3] = online-users zset,
--- KEYS[4] = the user's "announced online" marker.
+-- KEYS[4] = the user's "announced online" marker, KEYS[5] = the connection's client index
+-- (connection -> user id), KEYS[6] = every live connection (zset), KEYS[7] = the connection's
+-- PHP session (refreshed, if PHP set one).
 -- ARGV[1] = ttl (ms), ARGV[2] = user id, ARGV[3] = connection id, ARGV[4] = connection info JSON
 -- Returns 1 when the user was not announced online yet (the caller announces it), else 0.
 local t = redis.call('TIME')
@@ -17,6 +19,12 @@ local top = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
 redis.call('PEXPIREAT', KEYS[1], top)
 redis.call('PEXPIREAT', KEYS[2], top)
 redis.call('ZADD', KEYS[3], 'GT', exp, ARGV[2])
+-- The GatewayClient view: connection -> user, and all connections. Expired entries of crashed
+-- nodes are dropped here, by whichever node registers next.
+redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[1])
+redis.call('ZADD', KEYS[6], exp, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+redis.call('PEXPIRE', KEYS[7], ARGV[1])
 -- The marker outlives a crashed node's entries long enough for a sweeper to announce offline.
 if redis.call('SET', KEYS[4], '1', 'NX', 'PX', 2 * tonumber(ARGV[1])) then return 1 end
 redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[1]))

@@ -1,10 +1,13 @@
 -- Remove one connection; when it was the user's last live one, the user goes offline.
--- KEYS as presence_register. ARGV[1] = user id, ARGV[2] = connection id.
+-- KEYS[1..3] as presence_register; KEYS[4] = client index, KEYS[5] = all connections,
+-- KEYS[6] = session. ARGV[1] = user id, ARGV[2] = connection id.
 -- Returns how many live connections the user still has.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[4], KEYS[6])
+redis.call('ZREM', KEYS[5], ARGV[2])
 local live = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 if live == 0 then
   redis.call('DEL', KEYS[1], KEYS[2])

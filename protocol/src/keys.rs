@@ -100,6 +100,24 @@ impl Keys {
     pub fn online(&self) -> String {
         format!("{}:online", self.ns)
     }
+
+    /// Sorted set of every live connection (client id), score = expiry (ms): the connection
+    /// list of GatewayWorker's `getAllClientIdList()`, including connections without a user.
+    pub fn clients(&self) -> String {
+        format!("{}:clients", self.ns)
+    }
+
+    /// String: the user id of live connection `client` (empty while it has none, i.e. an
+    /// anonymous connection waiting for `bindUid`). Expires with the connection's presence.
+    pub fn client(&self, client: &str) -> String {
+        format!("{}:client:{}", self.ns, client)
+    }
+
+    /// String: the PHP session of live connection `client` (`serialize()`d array), written by
+    /// PHP (`chat_set_session`); expires with the connection's presence.
+    pub fn session(&self, client: &str) -> String {
+        format!("{}:session:{}", self.ns, client)
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +149,24 @@ mod tests {
         assert_eq!(k.log(), "chat:log");
         assert_eq!(k.members("room"), "chat:{g:room}:members");
         assert_eq!(k.groups("alice"), "chat:{u:alice}:groups");
+        assert_eq!(k.client("n1-7"), "chat:client:n1-7");
+        assert_eq!(k.session("n1-7"), "chat:session:n1-7");
+    }
+
+    /// Scripts that reach per-connection or per-user keys by name build them like `Keys`.
+    #[test]
+    fn client_scripts_build_keys_like_keys() {
+        let k = Keys::new("ns1");
+        assert_eq!(k.client("c"), format!("{}:client:{}", "ns1", "c"));
+        assert_eq!(k.session("c"), format!("{}:session:{}", "ns1", "c"));
+        assert_eq!(k.conns("u"), format!("{}:{{u:{}}}:conns", "ns1", "u"));
+        assert_eq!(k.members("g"), format!("{}:{{g:{}}}:members", "ns1", "g"));
+        assert_eq!(k.groups("u"), format!("{}:{{u:{}}}:groups", "ns1", "u"));
+        let clients = include_str!("../lua/clients.lua");
+        for needle in ["ns .. ':client:' .. id", "ns .. ':session:' .. id", "ns .. ':{u:' .. uid .. '}:conns'", "ns .. ':{g:' .. group .. '}:members'"] {
+            assert!(clients.contains(needle), "clients.lua lacks {needle}");
+        }
+        assert!(include_str!("../lua/online_groups.lua").contains("ns .. ':{u:' .. uid .. '}:groups'"));
+        assert!(include_str!("../lua/client_event.lua").contains("ns .. ':{u:' .. uid .. '}:live'"));
     }
 }

@@ -11,6 +11,15 @@
 //! - `e<JSON frame>` — an ephemeral event (read sync, receipt) forwarded to the channel's
 //!   clients as is; not stored, not sequenced.
 //!
+//! Any of these may be addressed to some connections only (the GatewayClient facade's
+//! `sendToClient`, `closeClient`, `sendToAll($m, $client_ids)`, `$exclude_client_id`):
+//!
+//! - `@<client id>[,<client id>…] <payload>` — only these connections get it;
+//! - `!<client id>[,<client id>…] <payload>` — every connection on the channel but these.
+//!
+//! A client id is the connection's name, `<node id>-<n>` ([`split_client_id`]); each node
+//! picks out its own connections. See [`split_audience`].
+//!
 //! The Lua scripts write these; [`LiveEvent::parse`] reads them.
 
 /// One parsed live-channel payload, borrowing from the raw bytes.
@@ -51,6 +60,47 @@ impl<'a> LiveEvent<'a> {
     }
 }
 
+/// Which of a channel's connections a payload is for (a prefix of the payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// Only these client ids (comma-separated).
+    Only(&'a str),
+    /// Everyone but these client ids (comma-separated).
+    Except(&'a str),
+}
+
+impl<'a> Audience<'a> {
+    /// The client ids listed.
+    pub fn clients(&self) -> impl Iterator<Item = &'a str> {
+        let (Audience::Only(list) | Audience::Except(list)) = *self;
+        list.split(',').filter(|c| !c.is_empty())
+    }
+}
+
+/// Splits an optional audience prefix (`@ids ` / `!ids `) off a payload; the rest is parsed
+/// with [`LiveEvent::parse`].
+pub fn split_audience(payload: &[u8]) -> Result<(Option<Audience<'_>>, &[u8]), MalformedLive> {
+    let only = match payload.first() {
+        Some(b'@') => true,
+        Some(b'!') => false,
+        _ => return Ok((None, payload)),
+    };
+    let space = payload.iter().position(|b| *b == b' ').ok_or(MalformedLive("audience without payload"))?;
+    let list = std::str::from_utf8(&payload[1..space]).map_err(|_| MalformedLive("audience not UTF-8"))?;
+    let audience = if only { Audience::Only(list) } else { Audience::Except(list) };
+    Ok((Some(audience), &payload[space + 1..]))
+}
+
+/// Splits a client id (`<node id>-<n>`) into the node's id and the node-local number. Node
+/// ids may themselves contain `-`, so the split is at the last one.
+pub fn split_client_id(client: &str) -> Option<(&str, u64)> {
+    let (node, n) = client.rsplit_once('-')?;
+    if node.is_empty() || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((node, n.parse().ok()?))
+}
+
 /// Formats a message payload exactly as the push script does.
 pub fn message_payload(seq: u64, envelope: &str) -> String {
     format!("m{seq} {envelope}")
@@ -72,6 +122,28 @@ mod tests {
         assert_eq!(LiveEvent::parse(b"j7 room").unwrap(), LiveEvent::Joined { group: "room", seq: 7 });
         assert_eq!(LiveEvent::parse(b"lroom").unwrap(), LiveEvent::Left { group: "room" });
         assert_eq!(LiveEvent::parse(br#"e{"type":"read"}"#).unwrap(), LiveEvent::Event { frame: r#"{"type":"read"}"# });
+    }
+
+    #[test]
+    fn splits_audiences() {
+        let (a, rest) = split_audience(b"@n1-3,n2-4 e{}").unwrap();
+        assert_eq!(a, Some(Audience::Only("n1-3,n2-4")));
+        assert_eq!(a.unwrap().clients().collect::<Vec<_>>(), ["n1-3", "n2-4"]);
+        assert_eq!(LiveEvent::parse(rest).unwrap(), LiveEvent::Event { frame: "{}" });
+        let (a, rest) = split_audience(b"!n1-3 kbye now").unwrap();
+        assert_eq!(a, Some(Audience::Except("n1-3")));
+        assert_eq!(LiveEvent::parse(rest).unwrap(), LiveEvent::Kick { reason: "bye now" });
+        assert_eq!(split_audience(b"e{}").unwrap(), (None, &b"e{}"[..]));
+        assert!(split_audience(b"@n1-3").is_err());
+    }
+
+    #[test]
+    fn splits_client_ids() {
+        assert_eq!(split_client_id("n7fk2q3x9-12"), Some(("n7fk2q3x9", 12)));
+        assert_eq!(split_client_id("eu-west-1-5"), Some(("eu-west-1", 5)));
+        for bad in ["n1", "n1-", "-5", "n1-x", "n1-+5"] {
+            assert_eq!(split_client_id(bad), None, "{bad}");
+        }
     }
 
     #[test]

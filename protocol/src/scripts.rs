@@ -35,6 +35,11 @@ static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/presence_sweep.lua")));
 static GROUP_PRESENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/group_presence.lua")));
 static ONLINE_USERS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_users.lua")));
+static CLIENTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/clients.lua")));
+static USER_CLIENTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/user_clients.lua")));
+static ONLINE_GROUPS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_groups.lua")));
+static CLIENT_EVENT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/client_event.lua")));
+static SESSION_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/session_set.lua")));
 
 /// Most stream entries one read/unread call scans (bounds the script's run time).
 pub const MAX_SCAN: u64 = 10_000;
@@ -87,6 +92,7 @@ pub fn direct_targets(to: &str, from: Option<&str>) -> Vec<Conversation> {
 pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64) -> ScriptInvocation<'static> {
     let mut inv = REGISTER.prepare_invoke();
     inv.key(keys.conns(uid)).key(keys.conn_info(uid)).key(keys.online()).key(keys.announced(uid));
+    inv.key(keys.client(&conn.id)).key(keys.clients()).key(keys.session(&conn.id));
     inv.arg(ttl_ms).arg(uid).arg(&conn.id).arg(serde_json::to_string(conn).expect("plain struct"));
     inv
 }
@@ -95,6 +101,7 @@ pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64) -> ScriptI
 pub fn unregister(keys: &Keys, uid: &str, conn_id: &str) -> ScriptInvocation<'static> {
     let mut inv = UNREGISTER.prepare_invoke();
     inv.key(keys.conns(uid)).key(keys.conn_info(uid)).key(keys.online());
+    inv.key(keys.client(conn_id)).key(keys.clients()).key(keys.session(conn_id));
     inv.arg(uid).arg(conn_id);
     inv
 }
@@ -222,6 +229,73 @@ pub fn broadcast(keys: &Keys, data_json: &str) -> ScriptInvocation<'static> {
 pub fn online_users_list(keys: &Keys) -> ScriptInvocation<'static> {
     let mut inv = ONLINE_USERS.prepare_invoke();
     inv.key(keys.online());
+    inv
+}
+
+/// What [`clients`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientsMode {
+    /// Flat `[client id, user id or "", …]` (`Vec<String>`).
+    Users,
+    /// Flat `[client id, session or nil, …]` (`Vec<Option<String>>`).
+    Sessions,
+    /// Counts: one without groups, else one per group (`Vec<u64>`).
+    Count,
+}
+
+/// Live connections, all or those of `groups`' members (GatewayClient facade). `Users` and
+/// `Sessions` take at most one group.
+pub fn clients(keys: &Keys, mode: ClientsMode, groups: &[String]) -> ScriptInvocation<'static> {
+    let mut inv = CLIENTS.prepare_invoke();
+    inv.key(keys.clients());
+    let mode = match mode {
+        ClientsMode::Users => "users",
+        ClientsMode::Sessions => "sessions",
+        ClientsMode::Count => "count",
+    };
+    inv.arg(keys.namespace()).arg(mode);
+    for g in groups {
+        inv.arg(g);
+    }
+    inv
+}
+
+/// Live client ids of each of `uids`, in order (`Vec<Vec<String>>`).
+pub fn user_clients(keys: &Keys, uids: &[String]) -> ScriptInvocation<'static> {
+    let mut inv = USER_CLIENTS.prepare_invoke();
+    inv.arg(keys.namespace());
+    for u in uids {
+        inv.arg(u);
+    }
+    inv
+}
+
+/// Online users in at least one group: `[(uid, groups, client ids)]`.
+pub fn online_groups(keys: &Keys) -> ScriptInvocation<'static> {
+    let mut inv = ONLINE_GROUPS.prepare_invoke();
+    inv.key(keys.online());
+    inv.arg(keys.namespace());
+    inv
+}
+
+/// Publishes `payloads` (live-channel payloads, see [`crate::live`]) to live connection
+/// `client` only; 1 when it is live, 0 when not (`u64`).
+pub fn client_event(keys: &Keys, client: &str, payloads: &[String]) -> ScriptInvocation<'static> {
+    let mut inv = CLIENT_EVENT.prepare_invoke();
+    inv.key(keys.client(client));
+    inv.arg(keys.namespace()).arg(client).arg(keys.broadcast());
+    for p in payloads {
+        inv.arg(p);
+    }
+    inv
+}
+
+/// Writes the session of live connection `client`; with `expect`, only if the session still
+/// is that (`""` = none). 1 written, 0 changed meanwhile, -1 not live (`i64`).
+pub fn session_set(keys: &Keys, client: &str, session: &str, expect: Option<&str>) -> ScriptInvocation<'static> {
+    let mut inv = SESSION_SET.prepare_invoke();
+    inv.key(keys.client(client)).key(keys.session(client));
+    inv.arg(session).arg(if expect.is_some() { "1" } else { "0" }).arg(expect.unwrap_or(""));
     inv
 }
 

@@ -104,7 +104,7 @@ impl App {
             .start(shutdown.clone())
             .await?;
         }
-        let hub = Hub::start(client, metrics.clone(), shutdown.clone());
+        let hub = Hub::start(client, metrics.clone(), settings.node_id.clone(), shutdown.clone());
         presence.spawn_refresher(shutdown.clone());
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_bytes)

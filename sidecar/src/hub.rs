@@ -9,6 +9,10 @@
 //! every local recipient. Recipients have bounded queues; a full queue flags the connection
 //! as too slow instead of growing memory.
 //!
+//! A payload may be addressed to some connections only (`@ids` / `!ids`, see
+//! [`chat_protocol::live`]): client ids are `<node id>-<ConnId>`, so the hub keeps this node's
+//! id and hands such a payload only to the local subscribers it names (or does not name).
+//!
 //! When the pub/sub connection drops, the supervisor reconnects, resubscribes every channel
 //! and sends [`Outbound::Resync`] to every connection, which then fills what it missed from
 //! the conversation's stream.
@@ -18,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chat_protocol::live::LiveEvent;
+use std::collections::HashSet;
+
+use chat_protocol::live::{self, Audience, LiveEvent};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -89,19 +95,22 @@ pub struct Hub {
     cmds: mpsc::UnboundedSender<Cmd>,
     next_topic: AtomicU64,
     metrics: Arc<Metrics>,
+    /// This node's id: the prefix of its connections' client ids.
+    node_id: String,
 }
 
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Hub {
     /// Creates the hub and spawns its pub/sub supervisor.
-    pub fn start(client: redis::Client, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Arc<Hub> {
+    pub fn start(client: redis::Client, metrics: Arc<Metrics>, node_id: String, shutdown: CancellationToken) -> Arc<Hub> {
         let (cmds, rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub {
             topics: Mutex::new(HashMap::new()),
             cmds,
             next_topic: AtomicU64::new(1),
             metrics,
+            node_id,
         });
         tokio::spawn(supervise(hub.clone(), client, rx, shutdown));
         hub
@@ -149,6 +158,20 @@ impl Hub {
     }
 
     fn dispatch(&self, channel: &str, payload: &[u8]) {
+        let (audience, payload) = match live::split_audience(payload) {
+            Ok(split) => split,
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "ignoring notification");
+                return;
+            }
+        };
+        // Addressed to connections of other nodes only: nothing to do here.
+        let audience = audience.map(|a| (matches!(a, Audience::Only(_)), self.local_conns(a)));
+        if let Some((true, ids)) = &audience {
+            if ids.is_empty() {
+                return;
+            }
+        }
         let event = match LiveEvent::parse(payload) {
             Ok(e) => e,
             Err(e) => {
@@ -170,8 +193,24 @@ impl Hub {
             LiveEvent::Left { group } => Outbound::Left { group: Arc::from(group) },
         };
         for s in &t.subscribers {
-            offer(s, item.clone());
+            let admitted = match &audience {
+                None => true,
+                Some((only, ids)) => ids.contains(&s.conn) == *only,
+            };
+            if admitted {
+                offer(s, item.clone());
+            }
         }
+    }
+
+    /// The connections of this node among an audience's client ids.
+    fn local_conns(&self, audience: Audience<'_>) -> HashSet<ConnId> {
+        audience
+            .clients()
+            .filter_map(live::split_client_id)
+            .filter(|(node, _)| *node == self.node_id)
+            .map(|(_, conn)| conn)
+            .collect()
     }
 
     fn confirm(&self, name: &str, id: u64) {
