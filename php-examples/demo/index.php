@@ -2,9 +2,11 @@
 /**
  * Demo chat page: open ?user=alice and ?user=bob in two tabs.
  *
- * The page mints a connect token with chat_token() and the browser connects to chat-sidecar
- * with it. Sending goes through send.php, i.e. through the PHP app, which calls chat_push():
- * that is the point of the product — the PHP app stays in charge.
+ * The page mints a connect token with chat_token() and renders the history from PHP; the
+ * browser then uses the sidecar's JavaScript client (chat.js, loaded from the sidecar) to
+ * resume right after that history, send, and mark messages read. ?transport=sse or
+ * ?transport=poll forces one transport (default: WebSocket, falling back to SSE, then
+ * long-polling). PHP can push at any time too: send.php shows chat_push().
  */
 declare(strict_types=1);
 
@@ -16,13 +18,20 @@ if (!in_array($me, $users, true)) {
 }
 $peer = $me === 'alice' ? 'bob' : 'alice';
 // A real app takes the user from its own login session; the demo trusts the URL.
+if (isset($_GET['token'])) { // chat.js asks for a fresh token here when the old one is refused
+    header('Content-Type: text/plain');
+    echo chat_token($me, 3600);
+    exit;
+}
 $token = chat_token($me, 3600);
 $conv = "u:$me";
-// History and unread state come straight from PHP; the WebSocket resumes after them.
+// History and unread state come straight from PHP; the client resumes after them.
 $history = chat_history($conv, 50);
 $unread = chat_unread($me)[$conv] ?? 0;
 $lastSeq = $history ? end($history)['seq'] : 0;
-$wsUrl = getenv('CHAT_WS_URL') ?: 'ws://127.0.0.1:9501/ws';
+// The sidecar's HTTP address as browsers reach it (it serves chat.js and all transports).
+$chatUrl = rtrim(getenv('CHAT_URL') ?: 'http://127.0.0.1:9501', '/');
+$transport = in_array($_GET['transport'] ?? null, ['websocket', 'sse', 'poll'], true) ? $_GET['transport'] : null;
 $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 ?>
 <!doctype html>
@@ -42,6 +51,7 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
   .msg span { padding: 6px 10px; border-radius: 12px; background: #e8e8ef; max-width: 75%; }
   .msg.mine { justify-content: flex-end; }
   .msg.mine span { background: #cfe3ff; }
+  .msg.error { color: #b42318; font-size: 13px; }
   .meta { font-size: 11px; color: #999; margin: 0 6px; align-self: flex-end; }
   form { display: flex; gap: 8px; margin-top: 10px; }
   input { flex: 1; padding: 8px; font-size: 15px; }
@@ -61,20 +71,21 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
   <input id="text" autocomplete="off" placeholder="Message <?= $h($peer) ?>…" maxlength="2000" autofocus>
   <button>Send</button>
 </form>
-<script>
+<script type="module">
+import {ChatClient} from <?= json_encode("$chatUrl/chat.js") ?>;
+
 const me = <?= json_encode($me) ?>, peer = <?= json_encode($peer) ?>;
 const conv = <?= json_encode($conv) ?>;
 const history = <?= json_encode($history, JSON_UNESCAPED_UNICODE) ?>;
-let lastSeq = <?= (int) $lastSeq ?>, readSeq = 0;
+const transport = <?= json_encode($transport) ?>;
+let firstToken = <?= json_encode($token) ?>, readSeq = 0, lastSeq = <?= (int) $lastSeq ?>;
 const log = document.getElementById('log'), state = document.getElementById('state');
-const seen = new Set(), mine = [];
+const mine = [];
 
 function show(m) {
-  const key = m.conv + '#' + m.seq;           // drop duplicates by (conversation, sequence)
-  if (seen.has(key)) return;
-  seen.add(key);
   const row = document.createElement('div');
   row.className = 'msg' + (m.from === me ? ' mine' : '');
+  row.dataset.seq = m.seq;
   const bubble = document.createElement('span');
   bubble.textContent = (m.data && m.data.text) ?? JSON.stringify(m.data);
   const meta = document.createElement('small');
@@ -85,12 +96,6 @@ function show(m) {
   log.append(row);
   log.scrollTop = log.scrollHeight;
   lastSeq = Math.max(lastSeq, m.seq);
-}
-
-function markRead(ws) {
-  if (document.visibilityState !== 'visible' || lastSeq <= readSeq || ws.readyState !== 1) return;
-  readSeq = lastSeq;
-  ws.send(JSON.stringify({type: 'read', conv, seq: lastSeq}));
 }
 
 function markSeen(receipt) {           // peer read everything of mine up to receipt.ts
@@ -104,46 +109,54 @@ function markSeen(receipt) {           // peer read everything of mine up to rec
   }
 }
 
+function markRead() {
+  if (document.visibilityState !== 'visible' || lastSeq <= readSeq) return;
+  readSeq = lastSeq;
+  chat.read(conv, lastSeq);
+}
+
 history.forEach(show);
 
-let delay = 500;
-let current = null;
-function connect() {
-  // Resume right after what this page already shows: no gap, no duplicate.
-  const cursors = encodeURIComponent(JSON.stringify({[conv]: lastSeq}));
-  const ws = current = new WebSocket(<?= json_encode($wsUrl) ?> + '?device=browser&token=' +
-    encodeURIComponent(<?= json_encode($token) ?>) + '&cursors=' + cursors);
-  ws.onopen = () => { delay = 500; };
-  ws.onmessage = (e) => {
-    const f = JSON.parse(e.data);
-    if (f.type === 'welcome') { state.textContent = 'live'; state.className = 'live'; markRead(ws); }
-    else if (f.type === 'message' && f.conv === conv) { show(f); markRead(ws); }
-    else if (f.type === 'receipt') markSeen(f);
-    else if (f.type === 'read') readSeq = Math.max(readSeq, f.seq);
-  };
-  ws.onclose = (e) => {
-    state.textContent = 'reconnecting… (' + e.code + (e.reason ? ': ' + e.reason : '') + ')';
-    state.className = '';
-    if (e.code === 4004) return;              // kicked by the app: stay disconnected
-    setTimeout(connect, delay + Math.random() * delay);
-    delay = Math.min(delay * 2, 10000);
-  };
-}
-connect();
-document.addEventListener('visibilitychange', () => current && markRead(current));
+const chat = window.chat = new ChatClient({
+  url: <?= json_encode($chatUrl) ?>,
+  device: 'browser',
+  // The token PHP rendered first; when the sidecar refuses it (expired), a fresh one from PHP.
+  token: async () => {
+    if (firstToken) { const t = firstToken; firstToken = null; return t; }
+    const r = await fetch('?' + new URLSearchParams({user: me, token: 1}));
+    return r.text();
+  },
+  cursors: {[conv]: lastSeq},          // resume right after the history above: no gap, no duplicate
+  ...(transport ? {transports: [transport]} : {}),
+});
+chat.on('state', (s) => {
+  state.dataset.state = s.state;
+  state.dataset.transport = s.transport ?? '';
+  state.className = s.state === 'open' ? 'live' : '';
+  state.textContent = s.state === 'open' ? 'live · ' + s.transport
+    : s.state === 'closed' ? 'disconnected' + (s.reason ? ': ' + s.reason : '')
+    : s.state + '…' + (s.code ? ' (' + s.code + ')' : '');
+  if (s.state === 'open') markRead();
+});
+chat.on('message', (m) => { if (m.conv === conv) { show(m); markRead(); } });
+chat.on('receipt', markSeen);
+chat.on('read', (r) => { if (r.conv === conv) readSeq = Math.max(readSeq, r.seq); });
+chat.connect();
+document.addEventListener('visibilitychange', markRead);
 
-document.getElementById('send').addEventListener('submit', async (e) => {
+document.getElementById('send').addEventListener('submit', (e) => {
   e.preventDefault();
   const input = document.getElementById('text');
   const text = input.value.trim();
   if (!text) return;
-  const r = await fetch('send.php', {
-    method: 'POST',
-    headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({from: me, to: peer, text}),
+  input.value = '';
+  // Queued while disconnected; the message itself comes back through our own inbox.
+  chat.send({to: peer}, {text}).catch((err) => {
+    const row = document.createElement('div');
+    row.className = 'msg error';
+    row.textContent = 'not sent (' + err.code + '): ' + text;
+    log.append(row);
   });
-  if (r.ok) input.value = '';
-  else alert('not sent: ' + await r.text());
 });
 </script>
 </body>
