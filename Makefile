@@ -4,6 +4,7 @@
 #   make build    release build of the extension and the sidecar (target/release/)
 #   make install  install the extension into this machine's PHP (see ext/ext.mk)
 #   make bench    benchmarks against a peer (see bench/bench.mk)
+#   make test-browser  the browser tests alone (see tests/browser/browser.mk)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -27,6 +28,7 @@ build: deps
 # Each area keeps its own targets in its folder.
 -include ext/ext.mk
 -include bench/bench.mk
+-include tests/browser/browser.mk
 
 test: build
 	@$(MAKE) --no-print-directory $(TEST_SUITES)

@@ -23,6 +23,7 @@ need mariadb mariadb-client
 need '/usr/sbin/php-fpm*' php-fpm        # tests/e2e/fpm.rs: real php-fpm workers
 need composer composer                   # make test-phpt: installs php-examples/chat-php
 need '/usr/lib/php/*/pdo_mysql.so' php-mysql  # php-examples/customer-service (MariaDB via PDO), make demo and its e2e test
+need /usr/bin/chromium chromium              # tests/e2e/browser.rs: headless Chromium driven by playwright-core
 
 if ((${#missing[@]})); then
   # php-config may still be absent after php-cli: install the -dev of the same PHP.
