@@ -3,8 +3,9 @@
  * WebRTC signalling demo: open ?user=alice and ?user=bob, press "Call" in one tab.
  *
  * Both users are members of the room `call-demo`; the offer, answer and ICE candidates travel as
- * `signal` frames through chat-sidecar, then the tabs talk peer to peer over an RTCDataChannel.
- * A video call works the same way with getUserMedia() tracks added to the connection.
+ * `signal` frames through chat-sidecar (chat.js's signal()), then the tabs talk peer to peer
+ * over an RTCDataChannel. A video call works the same way with getUserMedia() tracks added to
+ * the connection. ?transport=websocket|sse|poll forces one transport for the signalling.
  */
 declare(strict_types=1);
 
@@ -18,7 +19,9 @@ $peer = $me === 'alice' ? 'bob' : 'alice';
 $room = 'call-demo';
 chat_join_group($me, $room);                   // the app decides who is in the room
 $token = chat_token($me, 3600);
-$wsUrl = getenv('CHAT_WS_URL') ?: 'ws://127.0.0.1:9501/ws';
+// The sidecar's HTTP address as browsers reach it (it serves chat.js and all transports).
+$chatUrl = rtrim(getenv('CHAT_URL') ?: 'http://127.0.0.1:9501', '/');
+$transport = in_array($_GET['transport'] ?? null, ['websocket', 'sse', 'poll'], true) ? $_GET['transport'] : null;
 $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 ?>
 <!doctype html>
@@ -39,15 +42,23 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 <p>Peer: <?= $h($peer) ?> · WebRTC: <span id="status">idle</span></p>
 <p><button id="call">Call <?= $h($peer) ?></button><button id="hello" disabled>Say hello peer-to-peer</button></p>
 <div id="log"></div>
-<script>
+<script type="module">
+import {ChatClient} from <?= json_encode("$chatUrl/chat.js") ?>;
+
 const me = <?= json_encode($me) ?>, peer = <?= json_encode($peer) ?>, room = <?= json_encode($room) ?>;
+const transport = <?= json_encode($transport) ?>;
 const logEl = document.getElementById('log'), statusEl = document.getElementById('status');
 const log = (line) => { logEl.textContent += line + '\n'; logEl.scrollTop = logEl.scrollHeight; };
-const ws = new WebSocket(<?= json_encode($wsUrl) ?> + '?device=call&token=' + encodeURIComponent(<?= json_encode($token) ?>));
+const chat = window.chat = new ChatClient({
+  url: <?= json_encode($chatUrl) ?>,
+  device: 'call',
+  token: <?= json_encode($token) ?>,
+  ...(transport ? {transports: [transport]} : {}),
+});
 let pc = null, channel = null;
 
 function signal(data) {
-  ws.send(JSON.stringify({type: 'signal', group: room, to: peer, data}));
+  chat.signal(room, peer, data);
   log('→ ' + data.kind + ' via chat-sidecar');
 }
 
@@ -70,11 +81,10 @@ function connection() {
   return pc;
 }
 
-ws.onmessage = async (e) => {
-  const f = JSON.parse(e.data);
-  if (f.type === 'welcome') log('signalling channel open (chat-sidecar)');
-  if (f.type === 'error') log('error: ' + f.code + ' ' + f.message);
-  if (f.type !== 'signal' || f.from !== peer) return;
+chat.on('welcome', () => log('signalling channel open (chat-sidecar, ' + chat.transport + ')'));
+chat.on('error', (f) => log('error: ' + f.code + ' ' + f.message));
+chat.on('signal', async (f) => {
+  if (f.group !== room || f.from !== peer) return;
   log('← ' + f.data.kind + ' from ' + f.from);
   if (f.data.kind === 'offer') {
     connection();
@@ -87,7 +97,8 @@ ws.onmessage = async (e) => {
   } else if (f.data.kind === 'ice' && pc) {
     await pc.addIceCandidate(f.data.candidate);
   }
-};
+});
+chat.connect();
 
 document.getElementById('call').onclick = async () => {
   connection();

@@ -5,9 +5,10 @@
  *
  * PHP is the authority on membership: loading the page calls chat_join_group(), and the page
  * shows who is in the room and who is online (chat_group_members, chat_online_users) and the
- * room's history (chat_history). The browser then sends straight over its WebSocket to the
- * group ({"type":"send","group":…}); the sidecar checks membership. Typing indicators and
- * presence/member events arrive as live frames.
+ * room's history (chat_history). The browser then uses the sidecar's JavaScript client
+ * (chat.js, loaded from the sidecar) to send straight to the group; the sidecar checks
+ * membership. Typing indicators and presence/member events arrive as live frames.
+ * ?transport=websocket|sse|poll forces one transport.
  */
 declare(strict_types=1);
 
@@ -24,6 +25,11 @@ if (!is_string($me) || preg_match($idRule, $me) !== 1) {
 }
 // A real app takes the user from its login session and decides who may join which room.
 chat_join_group($me, $room);
+if (isset($_GET['token'])) { // chat.js asks for a fresh token here when the old one is refused
+    header('Content-Type: text/plain');
+    echo chat_token($me, 3600);
+    exit;
+}
 if (isset($_GET['online'])) { // the page refreshes who is here with this
     header('Content-Type: application/json');
     echo json_encode(['members' => chat_group_members($room), 'online' => chat_online_users($room)]);
@@ -35,7 +41,9 @@ $history = chat_history($conv, 50);
 $members = chat_group_members($room);
 $online = chat_online_users($room);
 $lastSeq = $history ? end($history)['seq'] : 0;
-$wsUrl = getenv('CHAT_WS_URL') ?: 'ws://127.0.0.1:9501/ws';
+// The sidecar's HTTP address as browsers reach it (it serves chat.js and all transports).
+$chatUrl = rtrim(getenv('CHAT_URL') ?: 'http://127.0.0.1:9501', '/');
+$transport = in_array($_GET['transport'] ?? null, ['websocket', 'sse', 'poll'], true) ? $_GET['transport'] : null;
 $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
 ?>
 <!doctype html>
@@ -84,13 +92,16 @@ $h = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES);
   </div>
   <aside id="people"><h3>Members · <span id="count"></span> online</h3><ul id="members"></ul></aside>
 </div>
-<script>
+<script type="module">
+import {ChatClient} from <?= json_encode("$chatUrl/chat.js") ?>;
+
 const me = <?= json_encode($me) ?>, room = <?= json_encode($room) ?>, conv = <?= json_encode($conv) ?>;
 const members = new Set(<?= json_encode($members) ?>), online = new Set(<?= json_encode($online) ?>);
 const history = <?= json_encode($history, JSON_UNESCAPED_UNICODE) ?>;
-let lastSeq = <?= (int) $lastSeq ?>;
+const transport = <?= json_encode($transport) ?>;
+let lastSeq = <?= (int) $lastSeq ?>, firstToken = <?= json_encode($token) ?>;
 const $ = (id) => document.getElementById(id);
-const seen = new Set(), typers = new Map();
+const typers = new Map();
 
 function renderPeople() {
   const ul = $('members');
@@ -114,11 +125,9 @@ function line(cls, text) {
 }
 
 function show(m) {
-  const key = m.conv + '#' + m.seq;             // drop duplicates by (conversation, sequence)
-  if (seen.has(key)) return;
-  seen.add(key);
   lastSeq = Math.max(lastSeq, m.seq);
   const row = line('msg' + (m.from === me ? ' mine' : ''), '');
+  row.dataset.seq = m.seq;
   const who = document.createElement('b');
   who.textContent = m.from ?? 'app';
   const text = document.createTextNode((m.data && m.data.text) ?? JSON.stringify(m.data));
@@ -153,51 +162,57 @@ async function refreshPeople() {
 }
 setInterval(refreshPeople, 15000);
 
-let ws = null, delay = 500;
-function connect() {
-  // Resume right after what this page already shows: no gap, no duplicate.
-  const cursors = encodeURIComponent(JSON.stringify({[conv]: lastSeq}));
-  ws = new WebSocket(<?= json_encode($wsUrl) ?> + '?device=browser&token=' +
-    encodeURIComponent(<?= json_encode($token) ?>) + '&cursors=' + cursors);
-  ws.onmessage = (e) => {
-    const f = JSON.parse(e.data);
-    if (f.type === 'welcome') { $('state').textContent = 'live'; $('state').className = 'live'; delay = 500; online.add(me); renderPeople(); }
-    else if (f.type === 'message' && f.conv === conv) show(f);
-    else if (f.type === 'typing' && f.group === room && f.from !== me) { typers.set(f.from, Date.now() + 3000); renderTyping(); }
-    else if (f.type === 'member' && f.group === room) {
-      if (f.event === 'join') members.add(f.uid); else { members.delete(f.uid); online.delete(f.uid); }
-      line('event', f.uid + (f.event === 'join' ? ' joined' : ' left'));
-      renderPeople();
-      refreshPeople();                          // a new member may be online already
-    } else if (f.type === 'presence' && f.group === room) {
-      if (f.status === 'online') online.add(f.uid); else online.delete(f.uid);
-      renderPeople();
-    } else if (f.type === 'error') line('event', 'error: ' + f.message);
-  };
-  ws.onclose = (e) => {
-    $('state').textContent = 'reconnecting… (' + e.code + ')';
-    $('state').className = '';
-    if (e.code === 4004) return;
-    setTimeout(connect, delay + Math.random() * delay);
-    delay = Math.min(delay * 2, 10000);
-  };
-}
-connect();
+const chat = window.chat = new ChatClient({
+  url: <?= json_encode($chatUrl) ?>,
+  device: 'browser',
+  token: async () => {                          // PHP's token first, later a fresh one from PHP
+    if (firstToken) { const t = firstToken; firstToken = null; return t; }
+    return (await fetch('group.php?' + new URLSearchParams({user: me, room, token: 1}))).text();
+  },
+  cursors: {[conv]: lastSeq},                   // resume right after the history above
+  ...(transport ? {transports: [transport]} : {}),
+});
+chat.on('state', (s) => {
+  $('state').dataset.state = s.state;
+  $('state').dataset.transport = s.transport ?? '';
+  $('state').className = s.state === 'open' ? 'live' : '';
+  $('state').textContent = s.state === 'open' ? 'live · ' + s.transport : s.state + '…' + (s.code ? ' (' + s.code + ')' : '');
+  if (s.state === 'open') { online.add(me); renderPeople(); }
+});
+chat.on('message', (m) => { if (m.conv === conv) show(m); });
+chat.on('typing', (f) => {
+  if (f.group === room && f.from !== me) { typers.set(f.from, Date.now() + 3000); renderTyping(); }
+});
+chat.on('member', (f) => {
+  if (f.group !== room) return;
+  if (f.event === 'join') members.add(f.uid); else { members.delete(f.uid); online.delete(f.uid); }
+  line('event', f.uid + (f.event === 'join' ? ' joined' : ' left'));
+  renderPeople();
+  refreshPeople();                              // a new member may be online already
+});
+chat.on('presence', (f) => {
+  if (f.group !== room) return;
+  if (f.status === 'online') online.add(f.uid); else online.delete(f.uid);
+  renderPeople();
+});
+chat.on('error', (f) => line('event', 'error: ' + f.message));
+chat.connect();
 
 let lastTyping = 0;
 $('text').addEventListener('input', () => {
-  if (Date.now() - lastTyping > 2000 && ws?.readyState === 1) {
+  if (Date.now() - lastTyping > 2000) {
     lastTyping = Date.now();
-    ws.send(JSON.stringify({type: 'typing', group: room}));
+    chat.typing({group: room});
   }
 });
 $('send').addEventListener('submit', (e) => {
   e.preventDefault();
   const text = $('text').value.trim();
-  if (!text || ws?.readyState !== 1) return;
-  ws.send(JSON.stringify({type: 'send', group: room, data: {text}}));
+  if (!text) return;
   $('text').value = '';
   lastTyping = 0;
+  // Queued while disconnected; the message comes back through the group like everyone's.
+  chat.send({group: room}, {text}).catch((err) => line('event', 'not sent (' + err.code + '): ' + text));
 });
 </script>
 </body>

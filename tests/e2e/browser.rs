@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chat_e2e::{bin_dir, free_port, Redis, Sidecar, PATIENCE, SECRET};
+use chat_e2e::{bin_dir, free_port, MariaDb, Redis, Sidecar, PATIENCE, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// One browser at a time: the machines running `make test` have few cores.
@@ -215,4 +215,25 @@ async fn a_page_recovers_from_a_sidecar_restart_over_sse() {
 async fn a_page_recovers_from_a_sidecar_restart_over_long_polling() {
     let mut stack = Stack::start();
     scenario(&mut stack, "restart.mjs", &["poll"], &[]).await;
+}
+
+/// The demo pages and the customer-service pages in use, as screenshots under
+/// target/browser-artifacts/ (one-to-one, group, call, visitor widget, agent console).
+#[tokio::test]
+async fn screenshots_of_the_demo_pages() {
+    let mut stack = Stack::start();
+    let db = MariaDb::start();
+    let cs = PhpServer::start(
+        &stack.redis,
+        "php-examples/customer-service/public",
+        &["extension=pdo", "extension=mysqlnd", "extension=pdo_mysql"],
+        &[
+            ("CHAT_WS_URL", format!("ws://127.0.0.1:{}/ws", stack.port)),
+            ("CS_DB_DSN", format!("mysql:host=127.0.0.1;port={};dbname=chat;charset=utf8mb4", db.port)),
+            ("CS_DB_USER", "root".into()),
+            ("CS_AGENTS", "ann:Ann Lee,ben:Ben Ode".into()),
+        ],
+    );
+    scenario(&mut stack, "screenshots.mjs", &[], &[("CS_URL", cs.url.clone())]).await;
+    drop(cs);
 }

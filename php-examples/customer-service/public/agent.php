@@ -3,10 +3,12 @@
  * The agent console: ?agent=<id> (an id from CS_AGENTS; a real app takes the agent from its
  * own login session instead of the URL).
  *
- * The page mints the agent's connect token (role "agent"). Once the WebSocket is up the agent
- * is online (chat_is_online), and the console's sync call (api.php?action=agent.sync) assigns
- * waiting visitors and returns the queue, the agent's conversations with unread counts and
- * the visitors' online status. Opening a conversation loads its history with chat_history.
+ * The page mints the agent's connect token (role "agent") and connects with the sidecar's
+ * JavaScript client (chat.js, loaded from the sidecar). Once connected the agent is online
+ * (chat_is_online), and the console's sync call (api.php?action=agent.sync) assigns waiting
+ * visitors and returns the queue, the agent's conversations with unread counts and the
+ * visitors' online status. Opening a conversation loads its history with chat_history.
+ * ?transport=websocket|sse|poll forces one transport.
  */
 declare(strict_types=1);
 
@@ -85,8 +87,11 @@ if ($name === null) { // no or unknown agent: the demo's "login" is picking one
 <div class="toast" id="toast" hidden></div>
 
 <script src="assets/cs.js"></script>
-<script>
-const me = <?= json_encode($agentId) ?>, token = <?= json_encode($token) ?>;
+<script type="module">
+import { ChatClient } from <?= json_encode($app->config->chatUrl() . '/chat.js') ?>;
+
+const me = <?= json_encode($agentId) ?>;
+let token = <?= json_encode($token) ?>;
 const names = { [me]: <?= json_encode($name) ?> };
 const $ = (id) => document.getElementById(id);
 const messages = new Map();      // conversation id -> Map(seq -> message)
@@ -201,7 +206,7 @@ async function select(vid) {
   $('log').replaceChildren();
   try {
     const h = await csApi('conversation.history', { token, query: { visitor: vid, limit: 200 } });
-    for (const m of h.messages) { socket.accept(m); store(m); }
+    for (const m of h.messages) { chat.accept(m); store(m); }
   } catch (e) {
     toast('history: ' + e.message);
   }
@@ -218,61 +223,75 @@ async function select(vid) {
 function markRead() {
   const c = selected && dash.conversations.find((x) => x.visitor.id === selected);
   if (!c || document.visibilityState !== 'visible') return;
-  const seq = socket.cursors[c.conversation];
-  if (seq && socket.send({ type: 'read', conv: c.conversation, seq })) {
+  const seq = chat.cursors[c.conversation];
+  if (seq && live) {
+    chat.read(c.conversation, seq);
     c.unread = 0;
     render();
   }
 }
 
-const socket = new ChatSocket(<?= json_encode($app->config->wsUrl) ?>, token, {
-  state: (s, e) => {
-    live = s === 'live';
-    $('conn').innerHTML = live ? '<span class="dot on"></span>online' : '<span class="dot"></span>offline' + (e?.code ? ' (' + e.code + ')' : '');
-    renderBar();
+let fresh = true;
+const transport = new URLSearchParams(location.search).get('transport');
+const chat = window.chat = new ChatClient({
+  url: <?= json_encode($app->config->chatUrl()) ?>,
+  device: 'console',
+  // The token this page was rendered with; when the sidecar refuses it later, a new one.
+  token: async () => {
+    if (!fresh) token = (await csApi('agent.login', { method: 'POST', body: { agent: me } })).token;
+    fresh = false;
+    return token;
   },
-  message: (m) => {
-    if (m.conv === 'u:' + me) {           // notices from the app to this agent
-      if (m.data?.kind === 'cs.assigned') syncSoon('New conversation' + (m.data.transferred_from ? ' from ' + (names[m.data.transferred_from] ?? m.data.transferred_from) : ''));
-      return;
-    }
-    store(m);
-    const c = dash.conversations.find((x) => x.conversation === m.conv);
-    if (c) {
-      c.last_message = m;
-      if (c.visitor.id !== selected && m.from !== me && m.data?.kind !== 'system') c.unread++;
-    }
-    if (c && c.visitor.id === selected) {
-      csInsert($('log'), m, csMessageRow(m, me, names));
-      if (m.from !== me) $('typing').textContent = '';
-      markRead();
-    }
-    render();
-  },
-  frame: (f) => {
-    if (f.type === 'welcome') sync();      // online now: this sync also assigns waiting visitors
-    else if (f.type === 'typing' && selected && f.group === 'cs-' + selected && f.from !== me) {
-      $('typing').textContent = (names[f.from] ?? f.from) + ' is typing…';
-      clearTimeout(typingTimer);
-      typingTimer = setTimeout(() => { $('typing').textContent = ''; }, 3000);
-    } else if (f.type === 'error') toast(f.message);
-  },
+  ...(transport ? { transports: [transport] } : {}),
 });
+chat.on('state', (s) => {
+  live = s.state === 'open';
+  $('conn').dataset.state = s.state;
+  $('conn').innerHTML = live ? '<span class="dot on"></span>online' : '<span class="dot"></span>offline' + (s.code ? ' (' + s.code + ')' : '');
+  renderBar();
+});
+chat.on('message', (m) => {
+  if (m.conv === 'u:' + me) {           // notices from the app to this agent
+    if (m.data?.kind === 'cs.assigned') syncSoon('New conversation' + (m.data.transferred_from ? ' from ' + (names[m.data.transferred_from] ?? m.data.transferred_from) : ''));
+    return;
+  }
+  store(m);
+  const c = dash.conversations.find((x) => x.conversation === m.conv);
+  if (c) {
+    c.last_message = m;
+    if (c.visitor.id !== selected && m.from !== me && m.data?.kind !== 'system') c.unread++;
+  }
+  if (c && c.visitor.id === selected) {
+    csInsert($('log'), m, csMessageRow(m, me, names));
+    if (m.from !== me) $('typing').textContent = '';
+    markRead();
+  }
+  render();
+});
+chat.on('welcome', () => sync());       // online now: this sync also assigns waiting visitors
+chat.on('typing', (f) => {
+  if (!selected || f.group !== 'cs-' + selected || f.from === me) return;
+  $('typing').textContent = (names[f.from] ?? f.from) + ' is typing…';
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => { $('typing').textContent = ''; }, 3000);
+});
+chat.on('error', (f) => toast(f.message));
 
 $('compose').addEventListener('submit', (e) => {
   e.preventDefault();
   const text = $('text').value.trim();
   if (!text || !selected) return;
-  if (socket.send({ type: 'send', group: 'cs-' + selected, data: { text }, ref: socket.nextRef() })) $('text').value = '';
+  $('text').value = '';
+  chat.send({ group: 'cs-' + selected }, { text }).catch((err) => toast('Not sent (' + err.code + '): ' + text));
 });
-const typing = csThrottle(() => selected && socket.send({ type: 'typing', group: 'cs-' + selected }), 2000);
+const typing = csThrottle(() => selected && chat.typing({ group: 'cs-' + selected }), 2000);
 $('text').addEventListener('input', typing);
 
 async function handOff(action, body, done) {
   const vid = selected, c = entry(vid);
   try {
     await csApi(action, { method: 'POST', token, body: { visitor: vid, ...body } });
-    socket.forget(c.conversation);
+    chat.forget(c.conversation);
     clearPane();
     toast(done);
     await sync();
@@ -289,7 +308,7 @@ $('transfer-to').addEventListener('change', renderBar);
 document.addEventListener('visibilitychange', markRead);
 
 sync();                                   // the queue at once, before the WebSocket is up
-socket.connect();
+chat.connect();
 setInterval(sync, 5000);                  // queue, online status, unread counts
 </script>
 </body>

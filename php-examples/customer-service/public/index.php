@@ -4,12 +4,17 @@
  *
  * The widget talks to api.php: "visitor.start" makes the browser a visitor (or resumes the
  * one whose token it kept), gets it assigned to the least busy online agent, and hands back a
- * connect token (role "visitor"). Messages go over the WebSocket to the visitor's group
- * "cs-<visitor id>", which only the visitor and their agent belong to.
+ * connect token (role "visitor"). The sidecar's JavaScript client (chat.js, loaded from the
+ * sidecar) then carries the messages to and from the visitor's group "cs-<visitor id>", which
+ * only the visitor and their agent belong to. ?transport=websocket|sse|poll forces one transport.
  */
 declare(strict_types=1);
 
+require __DIR__ . '/../bootstrap.php';
+
 header('Content-Type: text/html; charset=utf-8');
+// Where browsers reach the sidecar over HTTP: CHAT_URL, else derived from CHAT_WS_URL.
+$chatUrl = \CustomerService\Config::fromEnvironment()->chatUrl();
 ?>
 <!doctype html>
 <html lang="en">
@@ -48,11 +53,15 @@ header('Content-Type: text/html; charset=utf-8');
 </section>
 
 <script src="assets/cs.js"></script>
-<script>
+<script type="module">
+import { ChatClient } from <?= json_encode("$chatUrl/chat.js") ?>;
+
+const chatUrl = <?= json_encode($chatUrl) ?>;
+const transport = new URLSearchParams(location.search).get('transport');
 const TOKEN_KEY = 'cs_visitor_token';
 const $ = (id) => document.getElementById(id);
 const names = {};
-let view = null, socket = null, token = localStorage.getItem(TOKEN_KEY), typingTimer = 0;
+let view = null, chat = null, token = localStorage.getItem(TOKEN_KEY), typingTimer = 0;
 
 function setStatus() {
   const a = view?.agent;
@@ -84,12 +93,13 @@ function show(m) {
 }
 
 function markRead() {
-  const seq = socket?.cursors[view.conversation];
+  const seq = chat?.cursors[view.conversation];
   if (seq && document.visibilityState === 'visible' && $('widget').classList.contains('open')) {
-    socket.send({ type: 'read', conv: view.conversation, seq });
+    chat.read(view.conversation, seq);
   }
 }
 
+/** visitor.start: (re)starts this visitor's conversation and mints a fresh token. */
 async function start() {
   try {
     view = await csApi('visitor.start', { method: 'POST', token, body: {} });
@@ -102,29 +112,34 @@ async function start() {
   localStorage.setItem(TOKEN_KEY, token);
   if (view.agent) names[view.agent.id] = view.agent.name;
   setStatus();
-  if (!socket) {
-    socket = new ChatSocket(view.ws_url, token, {
-      message: show,
-      state: (s, e) => {
-        $('send').disabled = s !== 'live';
-        if (s !== 'live') $('status').textContent = 'reconnecting…' + (e?.code ? ' (' + e.code + ')' : '');
-        else setStatus();
-      },
-      frame: (f) => {
-        if (f.type === 'typing' && f.group === view.group && f.from !== view.visitor.id) {
-          $('typing').textContent = (names[f.from] ?? 'The agent') + ' is typing…';
-          clearTimeout(typingTimer);
-          typingTimer = setTimeout(() => { $('typing').textContent = ''; }, 3000);
-        } else if (f.type === 'error') {
-          $('typing').textContent = 'Not sent: ' + f.message;
-        }
-      },
+  if (!chat) {
+    let fresh = true;
+    chat = window.chat = new ChatClient({
+      url: chatUrl,
+      device: 'browser',
+      // The token visitor.start just minted; when the sidecar refuses it later, a new one.
+      token: async () => { if (!fresh) await start(); fresh = false; return token; },
+      ...(transport ? { transports: [transport] } : {}),
     });
-    for (const m of view.history) if (socket.accept(m)) show(m);
-    socket.connect();
+    chat.on('message', show);
+    chat.on('state', (s) => {
+      $('widget').dataset.state = s.state;
+      $('send').disabled = s.state !== 'open';
+      if (s.state !== 'open') $('status').textContent = 'reconnecting…' + (s.code ? ' (' + s.code + ')' : '');
+      else setStatus();
+    });
+    chat.on('typing', (f) => {
+      if (f.group !== view.group || f.from === view.visitor.id) return;
+      $('typing').textContent = (names[f.from] ?? 'The agent') + ' is typing…';
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(() => { $('typing').textContent = ''; }, 3000);
+    });
+    chat.on('error', (f) => { $('typing').textContent = 'Not sent: ' + f.message; });
+    for (const m of view.history) if (chat.accept(m)) show(m);
+    chat.connect();
   } else {
-    socket.token = token;
-    for (const m of view.history) if (socket.accept(m)) show(m);
+    chat.setToken(token);
+    for (const m of view.history) if (chat.accept(m)) show(m);
   }
 }
 
@@ -140,14 +155,15 @@ async function open() {
 
 $('launcher').addEventListener('click', open);
 $('minimize').addEventListener('click', () => { $('widget').classList.remove('open'); $('launcher').style.display = ''; });
-const typing = csThrottle(() => socket?.send({ type: 'typing', group: view.group }), 2000);
+const typing = csThrottle(() => chat?.typing({ group: view.group }), 2000);
 $('text').addEventListener('input', () => view && typing());
 $('compose').addEventListener('submit', async (e) => {
   e.preventDefault();
   const text = $('text').value.trim();
   if (!text || !view) return;
   if (view.status === 'closed') await start(); // opens the conversation again
-  if (socket.send({ type: 'send', group: view.group, data: { text }, ref: socket.nextRef() })) $('text').value = '';
+  $('text').value = '';
+  chat.send({ group: view.group }, { text }).catch((err) => { $('typing').textContent = 'Not sent (' + err.code + '): ' + text; });
 });
 document.addEventListener('visibilitychange', markRead);
 if (token) open(); // a returning visitor sees their conversation at once

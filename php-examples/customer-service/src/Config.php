@@ -21,7 +21,21 @@ final class Config
         public readonly int $tokenTtl,
         /** Test hook: holds each assignment this long after choosing the agent (CS_ASSIGN_PAUSE_MS). */
         public readonly int $assignPauseMs = 0,
+        /** CHAT_URL: the sidecar's HTTP address for browsers; empty: derived from $wsUrl. */
+        private readonly string $chatUrlSetting = '',
     ) {
+    }
+
+    /**
+     * The sidecar's HTTP base URL as browsers reach it: the pages load chat.js from it and
+     * the client picks its transport (/ws, /sse, /poll) under it.
+     */
+    public function chatUrl(): string
+    {
+        if ($this->chatUrlSetting !== '') {
+            return rtrim($this->chatUrlSetting, '/');
+        }
+        return (string) preg_replace(['#^ws(s?)://#i', '#/ws/?$#'], ['http$1://', ''], $this->wsUrl);
     }
 
     public static function fromEnvironment(): self
@@ -44,6 +58,7 @@ final class Config
             jwtSecret: (string) ini_get('chat.jwt_secret'),
             tokenTtl: $ttl,
             assignPauseMs: max(0, (int) $env('CS_ASSIGN_PAUSE_MS', '0')),
+            chatUrlSetting: $env('CHAT_URL', ''),
         );
     }
 
