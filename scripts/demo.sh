@@ -48,7 +48,7 @@ until grep -q "listening on" "$state/sidecar.out" 2>/dev/null; do
   sleep 0.1
 done
 
-CHAT_WS_URL="ws://127.0.0.1:$WS_PORT/ws" php -n \
+CHAT_URL="http://127.0.0.1:$WS_PORT" php -n \
   -d "extension=$root/target/release/libchat.so" \
   -d "chat.redis_url=redis://127.0.0.1:$REDIS_PORT" \
   -d "chat.jwt_secret=$SECRET" \
@@ -56,7 +56,7 @@ CHAT_WS_URL="ws://127.0.0.1:$WS_PORT/ws" php -n \
 pids+=($!)
 
 # The customer-service example: same settings plus pdo_mysql; its cs_* tables go in the same database.
-CHAT_WS_URL="ws://127.0.0.1:$WS_PORT/ws" CS_DB_DSN="mysql:host=127.0.0.1;port=$DB_PORT;dbname=chat;charset=utf8mb4" CS_DB_USER=root \
+CHAT_URL="http://127.0.0.1:$WS_PORT" CHAT_WS_URL="ws://127.0.0.1:$WS_PORT/ws" CS_DB_DSN="mysql:host=127.0.0.1;port=$DB_PORT;dbname=chat;charset=utf8mb4" CS_DB_USER=root \
   php -n -d "extension=$root/target/release/libchat.so" -d "chat.redis_url=redis://127.0.0.1:$REDIS_PORT" -d "chat.jwt_secret=$SECRET" \
   -d extension=pdo -d extension=mysqlnd -d extension=pdo_mysql \
   -S "127.0.0.1:$CS_PORT" -t "$root/php-examples/customer-service/public" >"$state/php-cs.log" 2>&1 &
@@ -67,7 +67,8 @@ cat <<MSG
   Demo running. Open two tabs:
     http://127.0.0.1:$WEB_PORT/?user=alice
     http://127.0.0.1:$WEB_PORT/?user=bob
-  and type in one: the other shows it at once.
+  and type in one: the other shows it at once. The pages use the sidecar's JavaScript client
+  (http://127.0.0.1:$WS_PORT/chat.js); add &transport=sse or &transport=poll to force a transport.
   Group chat (several users in one room, typing, who is online):
     http://127.0.0.1:$WEB_PORT/group.php?user=alice   (and ?user=bob, ?user=carol)
   Customer service: a shop visitor, and the agents' console (agents ann, ben, cleo):
