@@ -202,6 +202,129 @@ const DOCS = [
             ],
             'throws' => ['Chat\InvalidArgumentException' => 'a bad conversation id; $limit outside 1..1000; $before < 1'] + THROWS_REDIS,
         ],
+        'chat_client' => [
+            'summary' => 'A live connection ("client", as GatewayWorker calls it) and its user.',
+            'details' => 'A client id is the connection id the sidecar reports (welcome frame conn, chat_user_devices() id): <node id>-<n>.',
+            'params' => [
+                'client_id' => ['the connection: <node id>-<n>', 'string'],
+            ],
+            'return' => ['array{id: string, uid: ?string}|null', 'null when the connection is not live; uid is null while it has no user (an anonymous connection)'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a malformed $client_id'] + THROWS_REDIS,
+        ],
+        'chat_clients' => [
+            'summary' => 'The live connections and their users: all of them, or those of $group\'s members.',
+            'params' => [
+                'group' => ['only connections of this group\'s members: ' . GROUP_RULE . '; null = every connection', 'string|int|null'],
+            ],
+            'return' => ['array<string, ?string>', 'client id => user id (null for a connection without a user)'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $group'] + THROWS_REDIS,
+        ],
+        'chat_client_count' => [
+            'summary' => 'How many live connections there are; with $group, how many its members have.',
+            'params' => [
+                'group' => ['only connections of this group\'s members: ' . GROUP_RULE . '; null = every connection', 'string|int|null'],
+            ],
+            'return' => ['int', 'the number of live connections'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $group'] + THROWS_REDIS,
+        ],
+        'chat_group_client_counts' => [
+            'summary' => 'The number of live connections of each group\'s members, in one call.',
+            'params' => [
+                'groups' => ['the groups (' . GROUP_RULE . '), at most 10000', 'array<string|int>'],
+            ],
+            'return' => ['array<string, int>', 'group => count, for every group asked about'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad group name; more than 10000'] + THROWS_REDIS,
+        ],
+        'chat_user_clients' => [
+            'summary' => 'The live connections of each of several users, in one call.',
+            'params' => [
+                'uids' => ['the users (' . ID_RULE . '), at most 10000', 'array<string|int>'],
+            ],
+            'return' => ['array<string, list<string>>', 'user id => client ids, for every user asked about ([] when offline)'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad user id; more than 10000'] + THROWS_REDIS,
+        ],
+        'chat_online_groups' => [
+            'summary' => 'Every group with at least one online member, its online members and their live connections.',
+            'details' => 'Meant for dashboards and GatewayClient\'s getAllGroup*() methods: it walks every online user.',
+            'return' => ['array<string, array<string, list<string>>>', 'group => [user id => client ids], sorted by group and user'],
+            'throws' => THROWS_REDIS,
+        ],
+        'chat_event' => [
+            'summary' => 'Sends $message live to every connection, a user\'s, a group\'s members\' or one connection.',
+            'details' => "Not stored and not resumable: connections that are offline or reconnecting do not get it (use chat_push() for that). Clients receive {\"type\":\"event\",\"data\":<message>}, or with 'raw' the message itself as the frame (GatewayWorker-style).",
+            'params' => [
+                'target' => ["'all', 'u:<user id>', 'g:<group name>' or 'c:<client id>'"],
+                'message' => ['anything json_encode() accepts; with raw, a string holding JSON text (sent as is) or a value that is JSON-encoded; at most chat.max_message_bytes'],
+                'options' => ["'raw' => bool: the message is the frame; 'only' => client ids: only these connections; 'except' => client ids: not these (not with a 'c:' target)", 'array{raw?: bool, only?: list<string>, except?: list<string>}'],
+            ],
+            'return' => ['int', "for 'c:' 1 when the connection was live (else 0, nothing sent); otherwise how many sidecar nodes received it"],
+            'throws' => [
+                'Chat\InvalidArgumentException' => 'a bad target, option or client id; a message json_encode() refuses, a raw string that is not JSON or not UTF-8, or one larger than chat.max_message_bytes',
+            ] + THROWS_REDIS,
+        ],
+        'chat_client_close' => [
+            'summary' => 'Closes one live connection, on whichever node holds it, with close code 4004.',
+            'params' => [
+                'client_id' => ['the connection: <node id>-<n>', 'string'],
+                'reason' => ['the close reason shown to the client: UTF-8, at most 123 bytes; null = empty'],
+            ],
+            'return' => ['bool', 'false when the connection is not live'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a malformed $client_id; a reason longer than 123 bytes or not UTF-8'] + THROWS_REDIS,
+        ],
+        'chat_session' => [
+            'summary' => 'The session array PHP stored for a live connection (chat_set_session()).',
+            'params' => [
+                'client_id' => ['the connection: <node id>-<n>', 'string'],
+            ],
+            'return' => ['array|null', '[] when none was set; null when the connection is not live'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a malformed $client_id'] + THROWS_REDIS,
+        ],
+        'chat_sessions' => [
+            'summary' => 'The sessions of all live connections, or of $group\'s members\' connections.',
+            'params' => [
+                'group' => ['only connections of this group\'s members: ' . GROUP_RULE . '; null = every connection', 'string|int|null'],
+            ],
+            'return' => ['array<string, array>', 'client id => session ([] when none was set)'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a bad $group'] + THROWS_REDIS,
+        ],
+        'chat_set_session' => [
+            'summary' => 'Replaces the session of a live connection; it lives in Redis as long as the connection.',
+            'details' => 'Stored with serialize() and read back with unserialize() without classes: objects come back as __PHP_Incomplete_Class.',
+            'params' => [
+                'client_id' => ['the connection: <node id>-<n>', 'string'],
+                'session' => ['the session, at most 65536 bytes once serialize()d; strings must be UTF-8'],
+            ],
+            'return' => ['bool', 'false when the connection is not live'],
+            'throws' => ['Chat\InvalidArgumentException' => 'a malformed $client_id; a session too large or holding non-UTF-8 strings'] + THROWS_REDIS,
+        ],
+        'chat_update_session' => [
+            'summary' => 'Merges $session into a live connection\'s session as array_replace_recursive() does, atomically.',
+            'details' => 'Read, merge, then write only if nobody wrote meanwhile (else again, up to 16 times): concurrent updates lose nothing. Two round trips.',
+            'params' => [
+                'client_id' => ['the connection: <node id>-<n>', 'string'],
+                'session' => ['the keys to set, merged recursively into the stored session'],
+            ],
+            'return' => ['bool', 'false when the connection is not live'],
+            'throws' => [
+                'Chat\InvalidArgumentException' => 'a malformed $client_id; a merged session too large or holding non-UTF-8 strings',
+                'Chat\ChatException' => 'the session changed under 16 attempts in a row; a chat.* setting is not valid, or Redis refused the command',
+                'Chat\ConnectionException' => THROWS_REDIS['Chat\ConnectionException'],
+            ],
+        ],
+        'chat_bind' => [
+            'summary' => 'Binds a live connection to a user (GatewayWorker\'s bindUid).',
+            'details' => 'A connection that authenticated with a token already is its user\'s: binding it to that user does nothing and returns true. A connection\'s user never changes: binding one of another user throws.',
+            'params' => [
+                'client_id' => ['the connection: <node id>-<n>', 'string'],
+                'uid' => ['the user: ' . ID_RULE, 'string|int'],
+            ],
+            'return' => ['bool', 'false when the connection is not live'],
+            'throws' => [
+                'Chat\InvalidArgumentException' => 'a malformed $client_id or bad $uid',
+                'Chat\ChatException' => 'the connection belongs to another user (or is anonymous, which this version cannot bind yet); a chat.* setting is not valid, or Redis refused the command',
+                'Chat\ConnectionException' => THROWS_REDIS['Chat\ConnectionException'],
+            ],
+        ],
     ],
     'classes' => [
         'Chat\ChatException' => [

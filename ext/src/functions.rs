@@ -104,7 +104,7 @@ fn push(uid: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> Result<Strin
 }
 
 /// `$message` as JSON, refused when over `chat.max_message_bytes`.
-fn message_json(message: &Zval) -> Result<String> {
+pub(crate) fn message_json(message: &Zval) -> Result<String> {
     let data_json = json::encode(message)?;
     let limit = ini::max_message_bytes()?;
     if data_json.len() > limit {
@@ -242,7 +242,7 @@ pub fn chat_broadcast(message: &Zval) -> PhpResult<i64> {
 }
 
 /// A validated group name.
-fn group_name(group: &StrArg<'_>) -> Result<String> {
+pub(crate) fn group_name(group: &StrArg<'_>) -> Result<String> {
     let group = group.lossy();
     ids::validate("group name", &group)?;
     Ok(group.into_owned())
@@ -377,12 +377,12 @@ fn history(conversation: &StrArg<'_>, limit: i64, before: Option<i64>) -> Result
 }
 
 /// A validated user id (the protocol's definition: it becomes part of Redis keys).
-fn user_id(uid: &StrArg<'_>) -> Result<String> {
+pub(crate) fn user_id(uid: &StrArg<'_>) -> Result<String> {
     let uid = uid.lossy();
     ids::validate("user id", &uid)?;
     Ok(uid.into_owned())
 }
 
-fn php_int(n: u64) -> i64 {
+pub(crate) fn php_int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -47,7 +47,7 @@ pub fn decode(json: &str) -> Result<Zval> {
     Ok(decoded)
 }
 
-fn call(name: &str, args: Vec<&dyn ext_php_rs::convert::IntoZvalDyn>) -> Result<Zval> {
+pub(crate) fn call(name: &str, args: Vec<&dyn ext_php_rs::convert::IntoZvalDyn>) -> Result<Zval> {
     ZendCallable::try_from_name(name)
         .and_then(|f| f.try_call(args))
         .map_err(|e| ChatError::Other(format!("{name}() failed: {e}")))

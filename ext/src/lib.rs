@@ -4,6 +4,7 @@
 //! Everything both sides must agree on (keys, Lua scripts, ids, tokens) comes from
 //! `chat_protocol`; this crate only adapts it to PHP. Module layout:
 //! - [`functions`]: the `chat_*` PHP functions;
+//! - [`clients`]: functions on single connections (GatewayClient facade);
 //! - [`args`]: parameter types ext-php-rs lacks (int-tolerant ids, `array $x = []`);
 //! - [`json`]: message encoding via PHP's `json_encode`, claims conversion;
 //! - [`conn`]: the per-process Redis connection;
@@ -12,6 +13,7 @@
 //! - [`info`]: the `phpinfo()` section.
 
 mod args;
+mod clients;
 mod conn;
 mod errors;
 mod functions;
@@ -48,5 +50,5 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     // The crate is `chat-ext`, but PHP code checks `extension_loaded('chat')`.
     let module = module.name("chat").version(chat_protocol::VERSION);
-    functions::register(module).info_function(info::module_info)
+    clients::register(functions::register(module)).info_function(info::module_info)
 }

@@ -306,4 +306,220 @@ namespace {
      *     (OOM, READONLY, ...)
      */
     function chat_online_users(string|int|null $group = null): array {}
+
+    /**
+     * A live connection ("client", as GatewayWorker calls it) and its user.
+     *
+     * A client id is the connection id the sidecar reports (welcome frame conn,
+     * chat_user_devices() id): <node id>-<n>.
+     *
+     * @param string $client_id the connection: <node id>-<n>
+     * @return array{id: string, uid: ?string}|null null when the connection is not live; uid is
+     *     null while it has no user (an anonymous connection)
+     * @throws \Chat\InvalidArgumentException a malformed $client_id
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_client(string $client_id): ?array {}
+
+    /**
+     * The live connections and their users: all of them, or those of $group's members.
+     *
+     * @param string|int|null $group only connections of this group's members: ASCII letters,
+     *     digits and _ - . @ +, 1 to 128 bytes, case-sensitive; an int means its decimal string; null
+     *     = every connection
+     * @return array<string, ?string> client id => user id (null for a connection without a user)
+     * @throws \Chat\InvalidArgumentException a bad $group
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_clients(string|int|null $group = null): array {}
+
+    /**
+     * How many live connections there are; with $group, how many its members have.
+     *
+     * @param string|int|null $group only connections of this group's members: ASCII letters,
+     *     digits and _ - . @ +, 1 to 128 bytes, case-sensitive; an int means its decimal string; null
+     *     = every connection
+     * @return int the number of live connections
+     * @throws \Chat\InvalidArgumentException a bad $group
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_client_count(string|int|null $group = null): int {}
+
+    /**
+     * The number of live connections of each group's members, in one call.
+     *
+     * @param array<string|int> $groups the groups (ASCII letters, digits and _ - . @ +, 1 to 128
+     *     bytes, case-sensitive; an int means its decimal string), at most 10000
+     * @return array<string, int> group => count, for every group asked about
+     * @throws \Chat\InvalidArgumentException a bad group name; more than 10000
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_group_client_counts(array $groups): array {}
+
+    /**
+     * The live connections of each of several users, in one call.
+     *
+     * @param array<string|int> $uids the users (ASCII letters, digits and _ - . @ +, 1 to 128
+     *     bytes, case-sensitive; an int means its decimal string), at most 10000
+     * @return array<string, list<string>> user id => client ids, for every user asked about ([]
+     *     when offline)
+     * @throws \Chat\InvalidArgumentException a bad user id; more than 10000
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_user_clients(array $uids): array {}
+
+    /**
+     * Every group with at least one online member, its online members and their live connections.
+     *
+     * Meant for dashboards and GatewayClient's getAllGroup*() methods: it walks every online user.
+     *
+     * @return array<string, array<string, list<string>>> group => [user id => client ids], sorted
+     *     by group and user
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_online_groups(): array {}
+
+    /**
+     * Sends $message live to every connection, a user's, a group's members' or one connection.
+     *
+     * Not stored and not resumable: connections that are offline or reconnecting do not get it
+     * (use chat_push() for that). Clients receive {"type":"event","data":<message>}, or with 'raw'
+     * the message itself as the frame (GatewayWorker-style).
+     *
+     * @param string $target 'all', 'u:<user id>', 'g:<group name>' or 'c:<client id>'
+     * @param mixed $message anything json_encode() accepts; with raw, a string holding JSON text
+     *     (sent as is) or a value that is JSON-encoded; at most chat.max_message_bytes
+     * @param array{raw?: bool, only?: list<string>, except?: list<string>} $options 'raw' => bool:
+     *     the message is the frame; 'only' => client ids: only these connections; 'except' => client
+     *     ids: not these (not with a 'c:' target)
+     * @return int for 'c:' 1 when the connection was live (else 0, nothing sent); otherwise how
+     *     many sidecar nodes received it
+     * @throws \Chat\InvalidArgumentException a bad target, option or client id; a message
+     *     json_encode() refuses, a raw string that is not JSON or not UTF-8, or one larger than
+     *     chat.max_message_bytes
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_event(string $target, mixed $message, array $options = []): int {}
+
+    /**
+     * Closes one live connection, on whichever node holds it, with close code 4004.
+     *
+     * @param string $client_id the connection: <node id>-<n>
+     * @param ?string $reason the close reason shown to the client: UTF-8, at most 123 bytes; null
+     *     = empty
+     * @return bool false when the connection is not live
+     * @throws \Chat\InvalidArgumentException a malformed $client_id; a reason longer than 123
+     *     bytes or not UTF-8
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_client_close(string $client_id, ?string $reason = null): bool {}
+
+    /**
+     * The session array PHP stored for a live connection (chat_set_session()).
+     *
+     * @param string $client_id the connection: <node id>-<n>
+     * @return array|null [] when none was set; null when the connection is not live
+     * @throws \Chat\InvalidArgumentException a malformed $client_id
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_session(string $client_id): ?array {}
+
+    /**
+     * The sessions of all live connections, or of $group's members' connections.
+     *
+     * @param string|int|null $group only connections of this group's members: ASCII letters,
+     *     digits and _ - . @ +, 1 to 128 bytes, case-sensitive; an int means its decimal string; null
+     *     = every connection
+     * @return array<string, array> client id => session ([] when none was set)
+     * @throws \Chat\InvalidArgumentException a bad $group
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_sessions(string|int|null $group = null): array {}
+
+    /**
+     * Replaces the session of a live connection; it lives in Redis as long as the connection.
+     *
+     * Stored with serialize() and read back with unserialize() without classes: objects come back
+     * as __PHP_Incomplete_Class.
+     *
+     * @param string $client_id the connection: <node id>-<n>
+     * @param array $session the session, at most 65536 bytes once serialize()d; strings must be
+     *     UTF-8
+     * @return bool false when the connection is not live
+     * @throws \Chat\InvalidArgumentException a malformed $client_id; a session too large or
+     *     holding non-UTF-8 strings
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
+     *     (OOM, READONLY, ...)
+     */
+    function chat_set_session(string $client_id, array $session): bool {}
+
+    /**
+     * Merges $session into a live connection's session as array_replace_recursive() does,
+     * atomically.
+     *
+     * Read, merge, then write only if nobody wrote meanwhile (else again, up to 16 times):
+     * concurrent updates lose nothing. Two round trips.
+     *
+     * @param string $client_id the connection: <node id>-<n>
+     * @param array $session the keys to set, merged recursively into the stored session
+     * @return bool false when the connection is not live
+     * @throws \Chat\InvalidArgumentException a malformed $client_id; a merged session too large or
+     *     holding non-UTF-8 strings
+     * @throws \Chat\ChatException the session changed under 16 attempts in a row; a chat.* setting
+     *     is not valid, or Redis refused the command
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     */
+    function chat_update_session(string $client_id, array $session): bool {}
+
+    /**
+     * Binds a live connection to a user (GatewayWorker's bindUid).
+     *
+     * A connection that authenticated with a token already is its user's: binding it to that user
+     * does nothing and returns true. A connection's user never changes: binding one of another
+     * user throws.
+     *
+     * @param string $client_id the connection: <node id>-<n>
+     * @param string|int $uid the user: ASCII letters, digits and _ - . @ +, 1 to 128 bytes,
+     *     case-sensitive; an int means its decimal string
+     * @return bool false when the connection is not live
+     * @throws \Chat\InvalidArgumentException a malformed $client_id or bad $uid
+     * @throws \Chat\ChatException the connection belongs to another user (or is anonymous, which
+     *     this version cannot bind yet); a chat.* setting is not valid, or Redis refused the command
+     * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
+     *     chat.timeout_ms, or the connection broke
+     */
+    function chat_bind(string $client_id, string|int $uid): bool {}
 }
