@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chat_e2e::{bin_dir, free_port, MariaDb, Redis, Sidecar, PATIENCE, SECRET};
+use chat_e2e::{bin_dir, free_port, MariaDb, Php, Redis, Sidecar, PATIENCE, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// One browser at a time: the machines running `make test` have few cores.
@@ -160,7 +160,13 @@ async fn scenario(stack: &mut Stack, script: &str, args: &[&str], env: &[(&str, 
                 "@stop-sidecar" => stack.sidecar = None, // dropped: SIGKILL, like a crash
                 "@start-sidecar" => stack.sidecar = Some(start_sidecar(&stack.redis, stack.port)),
                 "PASS" => passed = true,
-                other => panic!("{script}: unexpected line on stdout: {other}"),
+                other => match other.strip_prefix("@php ") {
+                    // PHP code with the extension, as the app would run it (chat_push, chat_kick …).
+                    Some(code) => {
+                        Php::new(&stack.redis).run(code).await;
+                    }
+                    None => panic!("{script}: unexpected line on stdout: {other}"),
+                },
             }
             if line.starts_with('@') {
                 stdin.write_all(b"ok\n").await.unwrap();
@@ -197,6 +203,13 @@ async fn two_pages_chat_over_websocket() {
 async fn a_page_on_sse_chats_with_a_page_on_long_polling() {
     let mut stack = Stack::start();
     scenario(&mut stack, "chat.mjs", &["sse", "poll"], &[]).await;
+}
+
+/// chat.js on its own: transport fallback, token refresh, refused sends, kick.
+#[tokio::test]
+async fn the_client_falls_back_refreshes_tokens_reports_refusals_and_stays_kicked() {
+    let mut stack = Stack::start();
+    scenario(&mut stack, "client.mjs", &[], &[]).await;
 }
 
 #[tokio::test]
