@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 ext=$(realpath "${1:?usage: $0 <libchat.so> [tests...]}")
 shift
 tests=("$@")
-((${#tests[@]})) || tests=("$root/ext/tests" "$root/php-examples/chat-php/tests" "$root/php-examples/thinkphp/tests")
+((${#tests[@]})) || tests=("$root/ext/tests" "$root/php-examples/chat-php/tests" "$root/php-examples/thinkphp/tests" "$root/php-examples/gateway-client/tests")
 php=${PHP:-$(command -v php)}
 php_config=${PHP_CONFIG:-php-config}
 

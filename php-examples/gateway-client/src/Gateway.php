@@ -494,9 +494,9 @@ class Gateway
      * @param string|int|null $group the group; null or '' = every connection
      * @return array<string, array> client id => session ([] when none was set)
      */
-    public static function getAllClientSessions($group = null): array
+    public static function getAllClientSessions($group = ''): array
     {
-        return \chat_sessions($group === '' ? null : $group);
+        return \chat_sessions($group === '' || $group === null ? null : $group);
     }
 
     /**
@@ -575,7 +575,7 @@ class Gateway
     }
 
     /** Deprecated GatewayClient alias of {@see Gateway::getAllClientSessions()}. */
-    public static function getAllClientInfo($group = null): array
+    public static function getAllClientInfo($group = ''): array
     {
         return self::getAllClientSessions($group);
     }
