@@ -10,6 +10,8 @@
 //! that lets a browser tell it its client id (GatewayWorker's bind flow) must treat that id
 //! like any other user input: see docs/MIGRATING_FROM_GATEWAYWORKER.md.
 
+use std::collections::BTreeMap;
+
 use chat_protocol::live::split_client_id;
 use chat_protocol::scripts::{self, ClientsMode};
 use chat_protocol::{ids, Conversation};
@@ -161,20 +163,15 @@ pub fn chat_user_clients(uids: ArrayArg<'_>) -> PhpResult<ZBox<ZendHashTable>> {
 pub fn chat_online_groups() -> PhpResult<ZBox<ZendHashTable>> {
     let inv = scripts::online_groups(&ini::keys()?);
     let rows: Vec<(String, Vec<String>, Vec<String>)> = with_connection("chat_online_groups", |con| inv.invoke(con))?;
-    // group -> [(uid, client ids)], in first-seen order of groups.
-    let mut by_group: Vec<(String, Vec<(String, Vec<String>)>)> = Vec::new();
+    // group -> uid -> client ids, sorted by both.
+    let mut by_group: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for (uid, groups, clients) in rows {
         for g in groups {
-            match by_group.iter_mut().find(|(name, _)| *name == g) {
-                Some((_, members)) => members.push((uid.clone(), clients.clone())),
-                None => by_group.push((g, vec![(uid.clone(), clients.clone())])),
-            }
+            by_group.entry(g).or_default().insert(uid.clone(), clients.clone());
         }
     }
-    by_group.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = ZendHashTable::with_capacity(by_group.len() as u32);
-    for (g, mut members) in by_group {
-        members.sort();
+    for (g, members) in by_group {
         let mut inner = ZendHashTable::with_capacity(members.len() as u32);
         for (uid, clients) in members {
             inner.insert(uid.as_str(), clients).map_err(internal)?;
