@@ -70,8 +70,8 @@ settings! {
     outbound_queue: usize = "1024", env "CHAT_OUTBOUND_QUEUE";
     /// A write to a client that takes longer than this closes the connection (4009), in ms.
     write_timeout_ms: u64 = "10000", env "CHAT_WRITE_TIMEOUT_MS";
-    /// Per-connection WebSocket read buffer, bytes (small keeps idle connections cheap).
-    read_buffer_bytes: usize = "4096", env "CHAT_READ_BUFFER_BYTES";
+    /// Per-connection WebSocket read buffer, bytes: allocated for every connection, so small keeps idle ones cheap; larger frames take more reads.
+    read_buffer_bytes: usize = "512", env "CHAT_READ_BUFFER_BYTES";
     /// Per-connection WebSocket write buffer, bytes; frames already queued are batched up to it.
     write_buffer_bytes: usize = "4096", env "CHAT_WRITE_BUFFER_BYTES";
     /// How long a long-poll session waits for the client's next poll before it ends, in ms.

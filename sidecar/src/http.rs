@@ -172,21 +172,24 @@ async fn upgrade(State(app): State<Arc<App>>, Query(q): Query<ConnectQuery>, mut
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let task_app = app.clone();
-    app.tasks.spawn(async move {
+    let fut = async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(task_app.ws_config)).await;
         let mut t = WsTransport::new(&task_app, ws);
-        match t.authenticate(&task_app, token, &mut hs.cursors).await {
+        match Box::pin(t.authenticate(&task_app, token, &mut hs.cursors)).await {
             Ok(claims) => {
+                // A task of its own, so a live connection keeps only the session's state and
+                // not this handshake's (which the compiler would keep beside it).
                 let conn = task_app.next_conn_id();
-                session::run(task_app, t, conn, claims, hs).await;
+                task_app.tasks.spawn(session::run(task_app.clone(), t, conn, claims, hs));
             }
             Err(exit) => t.finish(exit).await,
         }
-    });
+    };
+    app.tasks.spawn(fut);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
@@ -220,16 +223,15 @@ async fn sse(State(app): State<Arc<App>>, Query(q): Query<ConnectQuery>, headers
     }
     let (t, body) = SseTransport::new(&app);
     let claims = token_claims(&app, token.as_deref());
-    let task_app = app.clone();
-    app.tasks.spawn(async move {
-        match claims {
-            Ok(claims) => {
-                let conn = task_app.next_conn_id();
-                session::run(task_app, t, conn, claims, hs).await;
-            }
-            Err(exit) => t.finish(exit).await,
+    match claims {
+        Ok(claims) => {
+            let conn = app.next_conn_id();
+            app.tasks.spawn(session::run(app.clone(), t, conn, claims, hs));
         }
-    });
+        Err(exit) => {
+            app.tasks.spawn(t.finish(exit));
+        }
+    }
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")

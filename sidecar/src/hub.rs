@@ -65,7 +65,7 @@ pub struct LiveMessage {
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     pub conn: ConnId,
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: crate::mailbox::Sender,
     /// Signalled when `tx` was full: the connection must close as too slow.
     pub overflow: Arc<Notify>,
 }
@@ -243,7 +243,7 @@ impl Hub {
 }
 
 fn offer(s: &Subscriber, item: Outbound) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(item) {
+    if s.tx.try_send(item).is_err() {
         s.overflow.notify_one();
     }
 }

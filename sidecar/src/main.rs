@@ -5,6 +5,7 @@ mod app;
 mod config;
 mod http;
 mod hub;
+mod mailbox;
 mod metrics;
 mod presence;
 mod ratelimit;
@@ -48,9 +49,7 @@ async fn main() -> ExitCode {
 async fn run(settings: config::Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (CHAT_LISTEN): {e}", settings.listen))?;
+    let listener = listen(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {} (CHAT_LISTEN): {e}", settings.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(
         node = %settings.node_id,
@@ -73,6 +72,16 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
     app.presence.unregister_all().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener with a deep accept queue: after a node restart or a network blip thousands of
+/// clients reconnect at once, and the default backlog (128) would drop their SYNs into
+/// retransmission delays. The kernel caps it at `net.core.somaxconn`.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn signal_shutdown(token: CancellationToken) {

@@ -21,11 +21,12 @@ use chat_protocol::scripts::ConnInfo;
 use chat_protocol::token::{self, TokenError};
 use chat_protocol::wire::{self, close, ClientFrame, Cursors, ServerFrame};
 use chat_protocol::{Claims, Conversation};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::App;
 use crate::hub::{ConnId, Outbound, Subscriber};
+use crate::mailbox;
 use crate::metrics::Metrics;
 use crate::ratelimit::TokenBucket;
 use crate::streams::{self, Cursor};
@@ -33,7 +34,7 @@ use crate::transport::{close_with, Exit, Inbound, Transport};
 use actions::{Actor, Known};
 
 /// This connection's queue of things from the hub.
-type Inbox = mpsc::Receiver<Outbound>;
+type Inbox = mailbox::Receiver;
 
 /// Acknowledgements written on a write are coalesced for this long.
 const ACK_DELAY: Duration = Duration::from_millis(250);
@@ -67,7 +68,7 @@ pub fn conn_name(app: &App, conn: ConnId) -> String {
 
 /// Runs an authenticated session to completion, then lets the transport say why it ended.
 pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: Claims, mut hs: Handshake) {
-    let (tx, mut rx) = mpsc::channel(app.settings.outbound_queue);
+    let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue);
     let overflow = Arc::new(Notify::new());
     let mut session = Session {
         sub: Subscriber { conn, tx, overflow: overflow.clone() },
@@ -85,7 +86,9 @@ pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, cl
         stale: HashSet::new(),
     };
     let t = &mut transport;
-    let exit = match session.start(t, &mut rx, &hs.device, hs.cursors.take().unwrap_or_default()).await {
+    // Cold paths are boxed so that what an idle connection keeps in memory is only the
+    // serve loop's own state, not the largest of every future it might await.
+    let exit = match Box::pin(session.start(t, &mut rx, &hs.device, hs.cursors.take().unwrap_or_default())).await {
         Ok(()) => {
             app.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Metrics::inc(&app.metrics.connections_total);
@@ -95,8 +98,8 @@ pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, cl
         }
         Err(exit) => exit,
     };
-    session.leave().await;
-    transport.finish(exit).await;
+    Box::pin(session.leave()).await;
+    Box::pin(transport.finish(exit)).await;
 }
 
 struct Session {
@@ -204,16 +207,13 @@ impl Session {
                     Err(close_with(close::TOO_SLOW, "outbound queue overflow: reconnect and resume"))
                 }
                 inbound = t.recv() => match inbound {
-                    Ok(i) => self.on_inbound(t, i, &mut rx).await,
+                    Ok(i) => Box::pin(self.on_inbound(t, i, &mut rx)).await,
                     Err(exit) => Err(exit),
                 },
-                item = rx.recv() => match item {
-                    Some(item) => self.deliver(t, item, &mut rx).await,
-                    None => Err(close_with(close::INTERNAL, "internal error")),
-                },
-                _ = ticker.tick() => t.heartbeat().await,
+                item = rx.recv() => self.deliver(t, item, &mut rx).await,
+                _ = ticker.tick() => Box::pin(t.heartbeat()).await,
                 _ = tokio::time::sleep_until(ack_due.unwrap_or_else(tokio::time::Instant::now)), if ack_due.is_some() => {
-                    self.flush_acks().await;
+                    Box::pin(self.flush_acks()).await;
                     Ok(())
                 }
             };
@@ -257,7 +257,7 @@ impl Session {
                 Metrics::inc(&self.app.metrics.bad_frames_total);
                 Some(ServerFrame::error(wire::error::BINARY_UNSUPPORTED, "binary frames are not supported; send JSON text frames"))
             }
-            Some(Ok(text)) => self.on_frame(&text).await,
+            Some(Ok(text)) => Box::pin(self.on_frame(&text)).await,
         };
         match reply {
             Some(frame) => send_now(t, frame).await,
@@ -374,8 +374,8 @@ impl Session {
         self.handle(t, first, rx).await?;
         for _ in 0..256 {
             match rx.try_recv() {
-                Ok(item) => self.handle(t, item, rx).await?,
-                Err(_) => break,
+                Some(item) => self.handle(t, item, rx).await?,
+                None => break,
             }
         }
         self.settle(t, rx).await?;
@@ -417,7 +417,7 @@ impl Session {
     async fn settle<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox) -> Result<(), Exit> {
         while let Some(topic) = self.stale.iter().next().cloned() {
             self.stale.remove(&topic);
-            self.catch_up(t, topic, u64::MAX, rx).await?;
+            Box::pin(self.catch_up(t, topic, u64::MAX, rx)).await?;
         }
         Ok(())
     }
@@ -425,7 +425,7 @@ impl Session {
     /// During a replay: keeps the queue from overflowing. Messages are dropped (the replay
     /// or a later stream read covers them), events pass, a kick ends the session.
     async fn drain<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox) -> Result<(), Exit> {
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             match item {
                 Outbound::Message(m) => {
                     if self.cursors.get(&m.topic).is_some_and(|c| m.seq > c.seq) {
@@ -435,7 +435,7 @@ impl Session {
                 Outbound::Resync => self.stale.extend(self.cursors.keys().cloned()),
                 Outbound::Event(frame) => t.feed(frame, None).await?,
                 Outbound::Kick(reason) => return Err(self.kicked(&reason)),
-                Outbound::Joined { group, seq } => self.joined(&group, seq).await?,
+                Outbound::Joined { group, seq } => Box::pin(self.joined(&group, seq)).await?,
                 Outbound::Left { group } => self.left(&group),
             }
         }
@@ -450,7 +450,7 @@ impl Session {
                     return Ok(());
                 }
                 if m.seq > at + 1 {
-                    self.catch_up(t, m.topic.clone(), m.seq - 1, rx).await?;
+                    Box::pin(self.catch_up(t, m.topic.clone(), m.seq - 1, rx)).await?;
                     if self.cursors.get(&m.topic).is_some_and(|c| c.seq >= m.seq) {
                         return Ok(());
                     }
@@ -461,7 +461,7 @@ impl Session {
             }
             Outbound::Event(frame) => t.feed(frame, None).await,
             Outbound::Kick(reason) => Err(self.kicked(&reason)),
-            Outbound::Joined { group, seq } => self.joined(&group, seq).await,
+            Outbound::Joined { group, seq } => Box::pin(self.joined(&group, seq)).await,
             Outbound::Left { group } => {
                 self.left(&group);
                 Ok(())
@@ -492,7 +492,7 @@ impl Session {
             if first > after + 1 {
                 // Older than the stream's retention.
                 let before = first.min(upto.saturating_add(1));
-                if !self.replay_from_mysql(t, &topic, before).await? {
+                if !Box::pin(self.replay_from_mysql(t, &topic, before)).await? {
                     let lost = before - after - 1;
                     app.metrics.messages_trimmed_total.fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(conv = %key, from = after + 1, to = before - 1, "messages trimmed from Redis and not in MySQL");
