@@ -73,6 +73,8 @@ export interface MemberFrame { type: 'member'; group: string; uid: string; event
 export type TypingFrame = { type: 'typing'; from: string } & ({ to: string } | { group: string });
 export interface SignalFrame<D = unknown> { type: 'signal'; group: string; from: string; data: D }
 export interface BroadcastFrame<D = unknown> { type: 'broadcast'; data: D }
+/** `chat_event()` from the app to some connections. */
+export interface EventFrame<D = unknown> { type: 'event'; data: D }
 export interface SentFrame { type: 'sent'; ref: unknown; id: string; conv: string; seq: number }
 export interface PongFrame { type: 'pong'; ref?: unknown }
 /** A refused client frame (`ref` set when it answers one), or an error of the client itself. */
@@ -80,7 +82,7 @@ export interface ErrorFrame { type: 'error'; code: string; message: string; ref?
 
 export type ServerFrame =
   | WelcomeFrame | MessageFrame | ReceiptFrame | ReadFrame | PresenceFrame | MemberFrame
-  | TypingFrame | SignalFrame | BroadcastFrame | SentFrame | PongFrame | ErrorFrame;
+  | TypingFrame | SignalFrame | BroadcastFrame | EventFrame | SentFrame | PongFrame | ErrorFrame;
 
 export interface StateChange {
   state: ConnectionState;
@@ -104,6 +106,9 @@ export interface ChatEvents {
   typing: TypingFrame;
   signal: SignalFrame;
   broadcast: BroadcastFrame;
+  event: EventFrame;
+  /** A frame without a `type` (the app's verbatim `chat_event()` frames): parsed JSON, or the text when it is not JSON. */
+  raw: unknown;
   welcome: WelcomeFrame;
   state: StateChange;
   /** Error frames that answer no pending send, and the client's own problems (`token_refused`, `token_unavailable`). */

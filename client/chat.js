@@ -19,7 +19,7 @@ const TOKEN_EXPIRED = 4002;
 const KICKED = 4004;
 
 // Frames the app may listen to, besides the client's own 'state', 'welcome', 'error', 'frame'.
-const EVENT_FRAMES = new Set(['message', 'receipt', 'read', 'presence', 'member', 'typing', 'signal', 'broadcast']);
+const EVENT_FRAMES = new Set(['message', 'receipt', 'read', 'presence', 'member', 'typing', 'signal', 'broadcast', 'event']);
 
 /** An error carrying the server's error code (`forbidden`, `rate_limited` …) or the client's. */
 export class ChatError extends Error {
@@ -34,7 +34,8 @@ export class ChatError extends Error {
 /**
  * A connection to chat-sidecar that keeps itself up. Events (`client.on(type, fn)`, or
  * `addEventListener` with the frame in `event.detail`): message, receipt, read, presence,
- * member, typing, signal, broadcast, welcome, state, error, frame (every server frame).
+ * member, typing, signal, broadcast, event, welcome, state, error, frame (every server frame),
+ * raw (frames without a `type`: the app's verbatim `chat_event()` frames).
  */
 export class ChatClient extends EventTarget {
   constructor(options) {
@@ -232,7 +233,8 @@ export class ChatClient extends EventTarget {
 
   /** Called by the connections for every server frame. */
   _frame(gen, f) {
-    if (gen !== this._gen || !f || typeof f.type !== 'string') return;
+    if (gen !== this._gen) return;
+    if (!f || typeof f.type !== 'string') return this._emit('raw', f);
     this._lastFrameAt = Date.now();
     switch (f.type) {
       case 'welcome': return this._onWelcome(f);
@@ -571,7 +573,7 @@ class WsConnection {
     const ws = this.ws = new WebSocket(url);
     ws.onmessage = (e) => {
       let f;
-      try { f = JSON.parse(e.data); } catch { return; }
+      try { f = JSON.parse(e.data); } catch { f = e.data; }  // not JSON: a verbatim app frame
       client._frame(gen, f);
     };
     ws.onclose = (e) => client._ended(gen, { code: e.code || CLOSE_ABNORMAL, reason: e.reason });
@@ -612,7 +614,7 @@ class SseConnection {
     const es = this.es = new EventSource(client.baseUrl + '/sse?' + params);
     es.onmessage = (e) => {
       let f;
-      try { f = JSON.parse(e.data); } catch { return; }
+      try { f = JSON.parse(e.data); } catch { f = e.data; }
       client._frame(gen, f);
     };
     es.addEventListener('close', (e) => {

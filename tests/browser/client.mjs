@@ -1,7 +1,7 @@
 // Scenario: chat.js's own behaviour, driven from a blank page: fallback WebSocket → SSE →
 // long-poll when transports are blocked, a new token from the app's callback after the node
-// refuses one (4001), server error codes on rejected sends (over WebSocket and over POST /send),
-// and no reconnect after a kick (4004).
+// refuses one (4001), app events, server error codes on rejected sends (over WebSocket and
+// over POST /send), and no reconnect after a kick (4004).
 import { env, main, until, ask, PATIENCE } from './lib.mjs';
 
 const demo = env('DEMO_URL');
@@ -62,6 +62,15 @@ await main(async (browser) => {
   }
   await ask('php chat_push("dora", ["text" => "reached you by long-polling"]);');
   await until(p1, 'the pushed message arrives', () => window.messages.includes('reached you by long-polling'));
+  // Live app events: typed ones as `event`, verbatim ones (no `type`) as `raw`.
+  await p1.evaluate(() => {
+    window.events = [];
+    window.c.on('event', (f) => window.events.push(['event', f.data]));
+    window.c.on('raw', (f) => window.events.push(['raw', f]));
+  });
+  await ask('php chat_event("u:dora", ["toast" => "saved"]); chat_event("u:dora", \'{"say":"hi"}\', ["raw" => true]);');
+  await until(p1, 'the event and the raw frame arrive',
+    () => JSON.stringify(window.events) === JSON.stringify([['event', { toast: 'saved' }], ['raw', { say: 'hi' }]]));
 
   // 2. The first token is refused (4001): the callback is asked again, and its token works.
   const p2 = await blankPage(browser, 'token');
