@@ -56,26 +56,60 @@ pub fn register(module: ModuleBuilder) -> ModuleBuilder {
         .function(wrap_function!(chat_bind))
 }
 
-/// Binds live connection `$client_id` to user `$uid` (GatewayWorker's bindUid). A connection
+/// Binds live connection `$client_id` to user `$uid` (GatewayWorker's bindUid). An anonymous
+/// connection (the sidecar runs with `CHAT_ANONYMOUS_CONNECT`) becomes `$uid`'s session: this
+/// returns true only once it is subscribed to the user's conversations and counts as online,
+/// so a `chat_push`/`chat_event` to `$uid` right after it reaches the connection. A connection
 /// that already is `$uid`'s: true, nothing to do. Not live: false. Another user's: throws, a
 /// connection's user never changes.
 #[php_function]
 pub fn chat_bind(client_id: StrArg<'_>, uid: StrArg<'_>) -> PhpResult<bool> {
-    let id = client_id_of(&client_id)?;
-    let uid = user_id(&uid)?;
-    let key = ini::keys()?.client(&id);
-    let current: Option<String> = with_connection("chat_bind", |con| redis::cmd("GET").arg(&key).query(con))?;
-    match current.as_deref() {
-        None => Ok(false),
-        Some(u) if u == uid => Ok(true),
-        Some("") => Err(ChatError::Other(format!(
-            "{id} is an anonymous connection; this sidecar version cannot bind those yet"
-        ))
-        .into()),
-        Some(other) => Err(ChatError::Other(format!(
+    Ok(bind(&client_id_of(&client_id)?, &user_id(&uid)?)?)
+}
+
+/// How long `chat_bind` waits for the sidecar holding an anonymous connection to confirm.
+const BIND_WAIT_SECS: u64 = 5;
+
+fn bind(id: &str, uid: &str) -> Result<bool> {
+    let keys = ini::keys()?;
+    let other = |other: &str| {
+        ChatError::Other(format!(
             "{id} belongs to user {other:?}; a connection's user cannot change (close it with chat_client_close and let the client reconnect)"
         ))
-        .into()),
+    };
+    let inv = scripts::client_bind(&keys, id, uid);
+    let status: String = with_connection("chat_bind", |con| inv.invoke(con))?;
+    match status.as_str() {
+        "gone" => return Ok(false),
+        "bound" => return Ok(true),
+        "wait" => {}
+        s => return Err(other(s.strip_prefix("other:").unwrap_or(s))),
+    }
+    // The connection's node answers once the binding is effective. BLPOP blocks longer than
+    // chat.timeout_ms, so the socket's read timeout is raised for this one command.
+    let reply_key = keys.bind_reply(id, uid);
+    let timeout = ini::timeout()?;
+    let reply: Option<(String, String)> = with_connection("chat_bind", |con| {
+        con.set_read_timeout(Some(timeout + std::time::Duration::from_secs(BIND_WAIT_SECS)))?;
+        let r = redis::cmd("BLPOP").arg(&reply_key).arg(BIND_WAIT_SECS).query(con);
+        con.set_read_timeout(Some(timeout))?;
+        r
+    })?;
+    match reply.as_ref().map(|(_, v)| v.as_str()) {
+        Some("1") => Ok(true),
+        Some(v) => Err(other(v.strip_prefix('0').unwrap_or(v))),
+        None => {
+            // No answer: the connection may have closed meanwhile (then false, as for any
+            // connection that is not live), or its node stopped or lost Redis.
+            let current: Option<String> = with_connection("chat_bind", |con| redis::cmd("GET").arg(keys.client(id)).query(con))?;
+            match current.as_deref() {
+                None => Ok(false),
+                Some(u) if u == uid => Ok(true),
+                _ => Err(ChatError::Other(format!(
+                    "the sidecar holding {id} did not confirm binding it to {uid:?} within {BIND_WAIT_SECS} s; its node may be stopped or unable to reach Redis"
+                ))),
+            }
+        }
     }
 }
 

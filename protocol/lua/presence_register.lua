@@ -5,9 +5,19 @@
 -- PHP session (refreshed, if PHP set one).
 -- ARGV[1] = ttl (ms), ARGV[2] = user id, ARGV[3] = connection id, ARGV[4] = connection info JSON
 -- Returns 1 when the user was not announced online yet (the caller announces it), else 0.
+-- An anonymous connection (ARGV[2] = '', waiting for chat_bind) is only recorded in the client
+-- index, the connection list and its session's expiry: it is no user's, so KEYS[1..4] are not
+-- touched and it counts for no presence.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local exp = now + tonumber(ARGV[1])
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[5], '', 'PX', ARGV[1])
+  redis.call('ZADD', KEYS[6], exp, ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+  redis.call('PEXPIRE', KEYS[7], ARGV[1])
+  return 0
+end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if #dead > 0 then
   redis.call('HDEL', KEYS[2], unpack(dead))

@@ -113,6 +113,13 @@ impl Keys {
         format!("{}:client:{}", self.ns, client)
     }
 
+    /// List: the answers of the session holding anonymous connection `client` to `chat_bind`
+    /// calls binding it to `uid` (`1`, or `0<uid>` when it already belongs to that other user).
+    /// `chat_bind` waits on it with BLPOP, so it returns once the binding is effective.
+    pub fn bind_reply(&self, client: &str, uid: &str) -> String {
+        format!("{}:bind:{}:{}", self.ns, client, uid)
+    }
+
     /// String: the PHP session of live connection `client` (`serialize()`d array), written by
     /// PHP (`chat_set_session`); expires with the connection's presence.
     pub fn session(&self, client: &str) -> String {
@@ -151,6 +158,7 @@ mod tests {
         assert_eq!(k.groups("alice"), "chat:{u:alice}:groups");
         assert_eq!(k.client("n1-7"), "chat:client:n1-7");
         assert_eq!(k.session("n1-7"), "chat:session:n1-7");
+        assert_eq!(k.bind_reply("n1-7", "bob"), "chat:bind:n1-7:bob");
     }
 
     /// Scripts that reach per-connection or per-user keys by name build them like `Keys`.

@@ -10,6 +10,9 @@
 //! - `l<group>` — on an inbox channel: the user left `group`; live sessions stop receiving it;
 //! - `e<JSON frame>` — an ephemeral event (read sync, receipt) forwarded to the channel's
 //!   clients as is; not stored, not sequenced.
+//! - `b<uid>` — `chat_bind`: an anonymous connection becomes user `<uid>`'s session. Always
+//!   addressed (`@<client id>`) and published on the broadcast channel, the only one an
+//!   anonymous connection listens to; the session answers on [`crate::keys::Keys::bind_reply`].
 //!
 //! Any of these may be addressed to some connections only (the GatewayClient facade's
 //! `sendToClient`, `closeClient`, `sendToAll($m, $client_ids)`, `$exclude_client_id`):
@@ -30,6 +33,7 @@ pub enum LiveEvent<'a> {
     Event { frame: &'a str },
     Joined { group: &'a str, seq: u64 },
     Left { group: &'a str },
+    Bind { uid: &'a str },
 }
 
 /// A payload that does not follow the format above (a foreign publisher on our channel).
@@ -55,6 +59,7 @@ impl<'a> LiveEvent<'a> {
                 Ok(LiveEvent::Joined { group, seq })
             }
             Some(b'l') if text.len() > 1 => Ok(LiveEvent::Left { group: &text[1..] }),
+            Some(b'b') if text.len() > 1 => Ok(LiveEvent::Bind { uid: &text[1..] }),
             _ => Err(MalformedLive("unknown event tag")),
         }
     }
@@ -122,6 +127,7 @@ mod tests {
         assert_eq!(LiveEvent::parse(b"j7 room").unwrap(), LiveEvent::Joined { group: "room", seq: 7 });
         assert_eq!(LiveEvent::parse(b"lroom").unwrap(), LiveEvent::Left { group: "room" });
         assert_eq!(LiveEvent::parse(br#"e{"type":"read"}"#).unwrap(), LiveEvent::Event { frame: r#"{"type":"read"}"# });
+        assert_eq!(LiveEvent::parse(b"balice").unwrap(), LiveEvent::Bind { uid: "alice" });
     }
 
     #[test]
@@ -148,7 +154,7 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for p in [&b""[..], b"x", b"m12", b"mx {}", b"\xff", b"e"] {
+        for p in [&b""[..], b"x", b"m12", b"mx {}", b"\xff", b"e", b"b"] {
             assert!(LiveEvent::parse(p).is_err(), "{p:?}");
         }
     }

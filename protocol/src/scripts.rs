@@ -39,6 +39,7 @@ static CLIENTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("..
 static USER_CLIENTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/user_clients.lua")));
 static ONLINE_GROUPS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_groups.lua")));
 static CLIENT_EVENT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/client_event.lua")));
+static CLIENT_BIND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/client_bind.lua")));
 static SESSION_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/session_set.lua")));
 
 /// Most stream entries one read/unread call scans (bounds the script's run time).
@@ -88,7 +89,7 @@ pub fn direct_targets(to: &str, from: Option<&str>) -> Vec<Conversation> {
 }
 
 /// Registers or refreshes a live connection; returns 1 when the user must be announced
-/// online (`u64`).
+/// online (`u64`). `uid` is empty for an anonymous connection (client index only).
 pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64) -> ScriptInvocation<'static> {
     let mut inv = REGISTER.prepare_invoke();
     inv.key(keys.conns(uid)).key(keys.conn_info(uid)).key(keys.online()).key(keys.announced(uid));
@@ -287,6 +288,15 @@ pub fn client_event(keys: &Keys, client: &str, payloads: &[String]) -> ScriptInv
     for p in payloads {
         inv.arg(p);
     }
+    inv
+}
+
+/// `chat_bind`: asks the node holding anonymous connection `client` to bind it to `uid`.
+/// Returns `gone`, `bound`, `wait` or `other:<uid>` (`String`); see `lua/client_bind.lua`.
+pub fn client_bind(keys: &Keys, client: &str, uid: &str) -> ScriptInvocation<'static> {
+    let mut inv = CLIENT_BIND.prepare_invoke();
+    inv.key(keys.client(client));
+    inv.arg(uid).arg(keys.broadcast()).arg(client);
     inv
 }
 

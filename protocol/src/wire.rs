@@ -42,7 +42,8 @@ pub mod error {
     pub const BINARY_UNSUPPORTED: &str = "binary_unsupported";
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
-    /// The conversation is not one this user may read or write.
+    /// The conversation is not one this user may read or write, or the connection is anonymous
+    /// and not bound to a user yet.
     pub const FORBIDDEN: &str = "forbidden";
     /// Client sends are switched off on this node (`CHAT_CLIENT_SEND=false`).
     pub const SEND_DISABLED: &str = "send_disabled";
@@ -198,9 +199,11 @@ pub fn parse_cursors(json: &str) -> Result<Cursors, WireError> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    /// First frame after authentication.
+    /// First frame after authentication. An anonymous connection (`CHAT_ANONYMOUS_CONNECT`)
+    /// gets one with `uid: null` and no cursors, and a second one, with the user and the
+    /// cursors, once the app binds it (`chat_bind`).
     Welcome {
-        uid: String,
+        uid: Option<String>,
         conn: String,
         node: String,
         /// The client should send something (a `ping` frame will do) at least this often.

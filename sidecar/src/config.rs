@@ -78,6 +78,10 @@ settings! {
     poll_grace_ms: u64 = "15000", env "CHAT_POLL_GRACE_MS";
     /// Time a client has to send its token when it is not in the URL or a header, in ms.
     auth_timeout_ms: u64 = "10000", env "CHAT_AUTH_TIMEOUT_MS";
+    /// Accept WebSocket and SSE connections without a token (GatewayWorker's flow): they get a welcome with their client id and no user until the app binds them (chat_bind / Gateway::bindUid).
+    anonymous_connect: bool = "false", env "CHAT_ANONYMOUS_CONNECT";
+    /// How long an anonymous connection may stay unbound before it is closed (4003), in ms; 0 = no limit (the heartbeat still applies).
+    anonymous_timeout_ms: u64 = "0", env "CHAT_ANONYMOUS_TIMEOUT_MS";
     /// Interval of server pings, in ms; a client silent for 2.5 intervals is closed (4010).
     heartbeat_ms: u64 = "25000", env "CHAT_HEARTBEAT_MS";
     /// Lifetime of a presence entry, in ms; the node refreshes it every third of that.

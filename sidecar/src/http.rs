@@ -222,7 +222,11 @@ async fn sse(State(app): State<Arc<App>>, Query(q): Query<ConnectQuery>, headers
         }
     }
     let (t, body) = SseTransport::new(&app);
-    let claims = token_claims(&app, token.as_deref());
+    // Without a token and with CHAT_ANONYMOUS_CONNECT: anonymous until the app binds it.
+    let claims = match token {
+        None if app.settings.anonymous_connect => Ok(None),
+        token => token_claims(&app, token.as_deref()).map(Some),
+    };
     match claims {
         Ok(claims) => {
             let conn = app.next_conn_id();
@@ -254,6 +258,13 @@ async fn poll(State(app): State<Arc<App>>, Query(mut q): Query<ConnectQuery>, he
         Err(res) => return res,
     };
     let json = |body: String| ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response();
+    if token.is_none() && app.settings.anonymous_connect {
+        // A session kept between polls is found by its client id and user; an anonymous one
+        // would be anyone's who learns its id, so long-polling stays token-only.
+        Metrics::inc(&app.metrics.auth_failures_total);
+        let close = close_json(wire::close::AUTH_TIMEOUT, "long-polling needs a token; anonymous connections use /ws or /sse".into());
+        return json(format!(r#"{{"frames":[],"close":{close}}}"#));
+    }
     let claims = match token_claims(&app, token.as_deref()) {
         Ok(c) => c,
         Err(Exit::Close(code, reason)) => return json(format!(r#"{{"frames":[],"close":{}}}"#, close_json(code, reason))),
@@ -279,7 +290,7 @@ async fn poll(State(app): State<Arc<App>>, Query(mut q): Query<ConnectQuery>, he
         Duration::from_millis(app.settings.poll_grace_ms),
         app.settings.outbound_queue,
     );
-    app.tasks.spawn(session::run(app.clone(), t, id, claims, hs));
+    app.tasks.spawn(session::run(app.clone(), t, id, Some(claims), hs));
     await_answer(answer, wait).await.map_or_else(|| json(r#"{"frames":[]}"#.into()), json)
 }
 

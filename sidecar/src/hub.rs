@@ -50,6 +50,8 @@ pub enum Outbound {
     Left { group: Arc<str> },
     /// Notifications may have been missed: catch up from the streams.
     Resync,
+    /// `chat_bind`: this anonymous connection becomes the session of user `.0`.
+    Bind(Arc<str>),
 }
 
 /// A message as announced on a live channel, shared by all local recipients.
@@ -191,6 +193,13 @@ impl Hub {
             LiveEvent::Event { frame } => Outbound::Event(Utf8Bytes::from(frame.to_owned())),
             LiveEvent::Joined { group, seq } => Outbound::Joined { group: Arc::from(group), seq },
             LiveEvent::Left { group } => Outbound::Left { group: Arc::from(group) },
+            // Only ever for named connections: a bind without `@ids` would bind every
+            // anonymous connection of the channel at once.
+            LiveEvent::Bind { .. } if !matches!(audience, Some((true, _))) => {
+                tracing::warn!(channel, "ignoring a bind event not addressed to a connection");
+                return;
+            }
+            LiveEvent::Bind { uid } => Outbound::Bind(Arc::from(uid)),
         };
         for s in &t.subscribers {
             let admitted = match &audience {

@@ -58,7 +58,9 @@ impl Presence {
         })
     }
 
-    /// Records a new connection. Once this returns, `chat_is_online($uid)` is true.
+    /// Records a new connection. Once this returns, `chat_is_online($uid)` is true. An empty
+    /// `uid` records an anonymous connection (client index only); registering the same `conn`
+    /// again with a user (after `chat_bind`) replaces that.
     pub async fn register(self: &Arc<Self>, conn: ConnId, uid: Arc<str>, info: ConnInfo) -> redis::RedisResult<()> {
         let info = Arc::new(info);
         self.local.lock().unwrap().insert(conn, (uid.clone(), info.clone()));
@@ -77,7 +79,8 @@ impl Presence {
         let r: redis::RedisResult<u64> =
             scripts::unregister(&self.keys, &uid, &info.id).invoke_async(&mut self.redis.clone()).await;
         match r {
-            Ok(0) => {
+            // An anonymous connection was nobody's: no presence to settle.
+            Ok(0) if !uid.is_empty() => {
                 // Announced offline only if still offline after the debounce.
                 let me = self.clone();
                 tokio::spawn(async move {

@@ -10,6 +10,13 @@
 //!
 //! Presence is removed *before* the transport says goodbye, so a client that has seen its
 //! close can rely on `chat_is_online()` already reflecting it.
+//!
+//! With `CHAT_ANONYMOUS_CONNECT` a session may start without a user (GatewayWorker's flow): it
+//! listens only to the broadcast channel (where `chat_event('c:…')`, `chat_client_close` and
+//! `chat_bind` reach it, addressed by client id), is in the client index with an empty user,
+//! and refuses every client frame but `ping` and `auth`. `chat_bind` from PHP (or an `auth`
+//! frame with a valid token) turns it into that user's session exactly as if it had connected
+//! with a token: inbox and groups subscribed, presence registered, a second `welcome`.
 
 pub mod actions;
 
@@ -66,16 +73,41 @@ pub fn conn_name(app: &App, conn: ConnId) -> String {
     format!("{}-{}", app.settings.node_id, conn)
 }
 
-/// Runs an authenticated session to completion, then lets the transport say why it ended.
-pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: Claims, mut hs: Handshake) {
+/// What an anonymous session needs to become a user's later (kept only while it has none).
+struct Unbound {
+    device: String,
+    connected_at: u64,
+    /// When it is closed if still unbound (`CHAT_ANONYMOUS_TIMEOUT_MS`).
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// How long a bind reply stays in Redis when the PHP call that waited for it gave up.
+const BIND_REPLY_TTL_MS: u64 = 60_000;
+
+/// Runs a session to completion, then lets the transport say why it ended. Without `claims`
+/// the session is anonymous until the app binds it (only when `CHAT_ANONYMOUS_CONNECT` is on;
+/// the transports check that).
+pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: Option<Claims>, mut hs: Handshake) {
     let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue);
     let overflow = Arc::new(Notify::new());
+    let unbound = match claims {
+        Some(_) => None,
+        None => {
+            let limit = app.settings.anonymous_timeout_ms;
+            Some(Box::new(Unbound {
+                device: hs.device.clone(),
+                connected_at: unix_now_ms(),
+                deadline: (limit > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(limit)),
+            }))
+        }
+    };
     let mut session = Session {
         sub: Subscriber { conn, tx, overflow: overflow.clone() },
         extra_topics: Vec::new(),
         conn,
         conn_name: conn_name(&app, conn),
-        uid: Arc::from(claims.sub.as_str()),
+        uid: Arc::from(claims.as_ref().map_or("", |c| c.sub.as_str())),
+        unbound,
         app: app.clone(),
         cursors: HashMap::new(),
         bucket: TokenBucket::new(app.settings.rate_limit, app.settings.rate_burst, Instant::now()),
@@ -105,7 +137,10 @@ pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, cl
 struct Session {
     conn: ConnId,
     conn_name: String,
+    /// The user; empty while the connection is anonymous.
     uid: Arc<str>,
+    /// Set while anonymous (boxed: token sessions pay one pointer for it).
+    unbound: Option<Box<Unbound>>,
     app: Arc<App>,
     /// Live channel -> where this client stands in that conversation.
     cursors: HashMap<Arc<str>, Cursor>,
@@ -128,9 +163,63 @@ struct Session {
 }
 
 impl Session {
-    /// Subscribes the user's conversations, registers presence, sends the welcome frame, then
-    /// replays everything after each starting cursor.
+    fn anonymous(&self) -> bool {
+        self.unbound.is_some()
+    }
+
+    /// Joins the broadcast channel, then opens the user's conversations; an anonymous session
+    /// only registers in the client index and says welcome without a user.
     async fn start<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, device: &str, requested: Cursors) -> Result<(), Exit> {
+        let app = self.app.clone();
+        let broadcast = app.hub.join(&app.keys.broadcast(), self.sub.clone()).await.map_err(|e| backend_down(&app, "subscribe failed", &e))?;
+        self.extra_topics.push(broadcast);
+        if let Some(unbound) = &self.unbound {
+            let info = self.conn_info(T::KIND, device, unbound.connected_at);
+            app.presence
+                .register(self.conn, self.uid.clone(), info)
+                .await
+                .map_err(|e| backend_down(&app, "cannot register an anonymous connection", &e))?;
+            // Cursors the client sent are of no conversation of its (none yet).
+            send_now(t, self.welcome(Cursors::new())).await?;
+            tracing::debug!(conn = %self.conn_name, transport = T::KIND, "connected anonymously");
+            return Ok(());
+        }
+        self.open_user(t, rx, device, unix_now_ms(), requested, false).await
+    }
+
+    fn conn_info(&self, transport: &str, device: &str, connected_at: u64) -> ConnInfo {
+        ConnInfo {
+            id: self.conn_name.clone(),
+            node: self.app.settings.node_id.clone(),
+            device: device.to_owned(),
+            transport: transport.into(),
+            connected_at,
+        }
+    }
+
+    fn welcome(&self, cursors: Cursors) -> ServerFrame {
+        ServerFrame::Welcome {
+            uid: (!self.uid.is_empty()).then(|| self.uid.to_string()),
+            conn: self.conn_name.clone(),
+            node: self.app.settings.node_id.clone(),
+            heartbeat_ms: self.app.settings.heartbeat_ms,
+            max_frame_bytes: self.app.settings.max_frame_bytes,
+            cursors,
+        }
+    }
+
+    /// Subscribes the user's conversations, registers presence (and, after `chat_bind`,
+    /// answers the PHP call waiting for it: from here on the binding is effective), sends the
+    /// welcome frame, then replays everything after each starting cursor.
+    async fn open_user<T: Transport>(
+        &mut self,
+        t: &mut T,
+        rx: &mut Inbox,
+        device: &str,
+        connected_at: u64,
+        requested: Cursors,
+        answer_bind: bool,
+    ) -> Result<(), Exit> {
         let app = self.app.clone();
         let unavailable = |what: &str, e: &dyn std::fmt::Display| backend_down(&app, what, e);
         let mut redis = app.redis.clone();
@@ -142,8 +231,6 @@ impl Session {
             .query_async(&mut redis)
             .await
             .map_err(|e| unavailable("cannot read acknowledged positions and groups", &e))?;
-        let broadcast = app.hub.join(&app.keys.broadcast(), self.sub.clone()).await.map_err(|e| unavailable("subscribe failed", &e))?;
-        self.extra_topics.push(broadcast);
         // The inbox, then every group; a member never starts before the point they joined.
         let mut convs = vec![(Conversation::Inbox(self.uid.to_string()), 0)];
         convs.extend(groups.into_iter().filter_map(|(g, joined)| Some((Conversation::group(&g).ok()?, joined))));
@@ -161,25 +248,15 @@ impl Session {
             self.cursors.get_mut(&topic).expect("just inserted").start_at(start);
             starts.insert(conv_id, start);
         }
-        let info = ConnInfo {
-            id: self.conn_name.clone(),
-            node: app.settings.node_id.clone(),
-            device: device.to_owned(),
-            transport: T::KIND.into(),
-            connected_at: unix_now_ms(),
-        };
+        let info = self.conn_info(T::KIND, device, connected_at);
         app.presence
             .register(self.conn, self.uid.clone(), info)
             .await
             .map_err(|e| unavailable("cannot register presence", &e))?;
-        let welcome = ServerFrame::Welcome {
-            uid: self.uid.to_string(),
-            conn: self.conn_name.clone(),
-            node: app.settings.node_id.clone(),
-            heartbeat_ms: app.settings.heartbeat_ms,
-            max_frame_bytes: app.settings.max_frame_bytes,
-            cursors: starts.clone(),
-        };
+        if answer_bind {
+            self.answer_bind(&self.uid.clone()).await?;
+        }
+        let welcome = self.welcome(starts.clone());
         let ids = T::TRACKS_CURSORS.then(|| starts.clone());
         t.feed(welcome.to_json().into(), ids).await?;
         for conv in requested.keys().filter(|c| !starts.contains_key(*c)) {
@@ -199,6 +276,7 @@ impl Session {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         loop {
             let ack_due = self.ack_due;
+            let unbound_until = self.unbound.as_ref().and_then(|u| u.deadline);
             let step = tokio::select! {
                 biased;
                 _ = app.shutdown.cancelled() => Err(close_with(close::GOING_AWAY, "server shutting down; reconnect")),
@@ -215,6 +293,9 @@ impl Session {
                 _ = tokio::time::sleep_until(ack_due.unwrap_or_else(tokio::time::Instant::now)), if ack_due.is_some() => {
                     Box::pin(self.flush_acks()).await;
                     Ok(())
+                }
+                _ = tokio::time::sleep_until(unbound_until.unwrap_or_else(tokio::time::Instant::now)), if unbound_until.is_some() => {
+                    Err(close_with(close::AUTH_TIMEOUT, "not bound to a user in time (CHAT_ANONYMOUS_TIMEOUT_MS)"))
                 }
             };
             if let Err(exit) = step {
@@ -257,6 +338,7 @@ impl Session {
                 Metrics::inc(&self.app.metrics.bad_frames_total);
                 Some(ServerFrame::error(wire::error::BINARY_UNSUPPORTED, "binary frames are not supported; send JSON text frames"))
             }
+            Some(Ok(text)) if self.anonymous() => Box::pin(self.on_anonymous_frame(t, rx, &text)).await?,
             Some(Ok(text)) => Box::pin(self.on_frame(&text)).await,
         };
         match reply {
@@ -296,6 +378,65 @@ impl Session {
                 Some(ServerFrame::error(e.code(), e.to_string()))
             }
         }
+    }
+
+    /// A frame on a connection without a user: it may ping, or prove who it is with an `auth`
+    /// frame; nothing else until the app binds it, since every other frame acts as a user.
+    async fn on_anonymous_frame<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, text: &str) -> Result<Option<ServerFrame>, Exit> {
+        match wire::parse_client(text) {
+            Ok(ClientFrame::Ping { r#ref }) => Ok(Some(ServerFrame::Pong { r#ref })),
+            Ok(ClientFrame::Auth { token, cursors }) => {
+                // Like a token in the URL: a bad one ends the connection with the same close.
+                let claims = verify_token(&self.app, &token)?;
+                Box::pin(self.on_bind(t, rx, Arc::from(claims.sub.as_str()), cursors.unwrap_or_default(), false)).await?;
+                Ok(None)
+            }
+            Ok(_) => Ok(Some(ServerFrame::error(
+                wire::error::FORBIDDEN,
+                "this connection is not bound to a user yet: the app binds it (chat_bind, Gateway::bindUid) or the client sends an auth frame",
+            ))),
+            Err(e) => {
+                Metrics::inc(&self.app.metrics.bad_frames_total);
+                Ok(Some(ServerFrame::error(e.code(), e.to_string())))
+            }
+        }
+    }
+
+    /// `chat_bind` (`reply`: a PHP call waits for the answer) or an `auth` frame: an anonymous
+    /// session becomes `uid`'s. A session that already has a user only answers.
+    async fn on_bind<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, uid: Arc<str>, cursors: Cursors, reply: bool) -> Result<(), Exit> {
+        if chat_protocol::ids::validate("user id", &uid).is_err() {
+            tracing::warn!(conn = %self.conn_name, "ignoring a bind to an invalid user id");
+            return Ok(());
+        }
+        let Some(unbound) = self.unbound.take() else {
+            if reply {
+                self.answer_bind(&uid).await?;
+            }
+            return Ok(());
+        };
+        // The anonymous registration is replaced by the user's (same connection id).
+        self.uid = uid;
+        tracing::debug!(conn = %self.conn_name, uid = %self.uid, "bound");
+        Box::pin(self.open_user(t, rx, &unbound.device, unbound.connected_at, cursors, reply)).await
+    }
+
+    /// Tells the `chat_bind` call waiting for `uid` whether this connection is now its.
+    async fn answer_bind(&self, uid: &str) -> Result<(), Exit> {
+        let answer = if *uid == *self.uid { "1".to_owned() } else { format!("0{}", self.uid) };
+        let key = self.app.keys.bind_reply(&self.conn_name, uid);
+        redis::pipe()
+            .cmd("RPUSH")
+            .arg(&key)
+            .arg(answer)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(BIND_REPLY_TTL_MS)
+            .ignore()
+            .query_async::<()>(&mut self.app.redis.clone())
+            .await
+            .map_err(|e| backend_down(&self.app, "cannot answer a bind", &e))
     }
 
     /// What this session knows of conversation `conv`.
@@ -437,6 +578,7 @@ impl Session {
                 Outbound::Kick(reason) => return Err(self.kicked(&reason)),
                 Outbound::Joined { group, seq } => Box::pin(self.joined(&group, seq)).await?,
                 Outbound::Left { group } => self.left(&group),
+                Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true)).await?,
             }
         }
         Ok(())
@@ -470,6 +612,7 @@ impl Session {
                 self.stale.extend(self.cursors.keys().cloned());
                 Ok(())
             }
+            Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true)).await,
         }
     }
 

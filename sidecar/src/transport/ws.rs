@@ -40,10 +40,13 @@ impl WsTransport {
     }
 
     /// Checks the token from the URL/header, or waits for an `auth` frame (which may also
-    /// bring resume cursors).
-    pub async fn authenticate(&mut self, app: &App, token: Option<String>, cursors: &mut Option<Cursors>) -> Result<Claims, Exit> {
+    /// bring resume cursors). With `CHAT_ANONYMOUS_CONNECT` a connection without a token in
+    /// the URL or a header is anonymous at once (`None`): it may still send an `auth` frame,
+    /// which then binds it.
+    pub async fn authenticate(&mut self, app: &App, token: Option<String>, cursors: &mut Option<Cursors>) -> Result<Option<Claims>, Exit> {
         let token = match token {
             Some(t) => t,
+            None if app.settings.anonymous_connect => return Ok(None),
             None => {
                 let wait = Duration::from_millis(app.settings.auth_timeout_ms);
                 match tokio::time::timeout(wait, self.ws.next()).await {
@@ -62,7 +65,7 @@ impl WsTransport {
                 }
             }
         };
-        crate::session::verify_token(app, &token)
+        crate::session::verify_token(app, &token).map(Some)
     }
 
     fn read_error(&self, e: WsError) -> Exit {
