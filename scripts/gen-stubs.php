@@ -313,7 +313,7 @@ const DOCS = [
         ],
         'chat_bind' => [
             'summary' => 'Binds a live connection to a user (GatewayWorker\'s bindUid).',
-            'details' => 'A connection that authenticated with a token already is its user\'s: binding it to that user does nothing and returns true. A connection\'s user never changes: binding one of another user throws.',
+            'details' => 'An anonymous connection (sidecar setting CHAT_ANONYMOUS_CONNECT=true) becomes the user\'s session; the call returns once the connection\'s node has subscribed it to the user\'s conversations (waiting at most 5 s), so a chat_push() to $uid right after it reaches the connection. A connection that authenticated with a token already is its user\'s: binding it to that user does nothing and returns true. A connection\'s user never changes: binding one of another user throws.',
             'params' => [
                 'client_id' => ['the connection: <node id>-<n>', 'string'],
                 'uid' => ['the user: ' . ID_RULE, 'string|int'],
@@ -321,7 +321,7 @@ const DOCS = [
             'return' => ['bool', 'false when the connection is not live'],
             'throws' => [
                 'Chat\InvalidArgumentException' => 'a malformed $client_id or bad $uid',
-                'Chat\ChatException' => 'the connection belongs to another user (or is anonymous, which this version cannot bind yet); a chat.* setting is not valid, or Redis refused the command',
+                'Chat\ChatException' => 'the connection belongs to another user, or its sidecar node did not confirm the binding within 5 s; a chat.* setting is not valid, or Redis refused the command',
                 'Chat\ConnectionException' => THROWS_REDIS['Chat\ConnectionException'],
             ],
         ],

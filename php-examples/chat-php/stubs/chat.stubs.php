@@ -507,17 +507,21 @@ namespace {
     /**
      * Binds a live connection to a user (GatewayWorker's bindUid).
      *
-     * A connection that authenticated with a token already is its user's: binding it to that user
-     * does nothing and returns true. A connection's user never changes: binding one of another
-     * user throws.
+     * An anonymous connection (sidecar setting CHAT_ANONYMOUS_CONNECT=true) becomes the user's
+     * session; the call returns once the connection's node has subscribed it to the user's
+     * conversations (waiting at most 5 s), so a chat_push() to $uid right after it reaches the
+     * connection. A connection that authenticated with a token already is its user's: binding it
+     * to that user does nothing and returns true. A connection's user never changes: binding one
+     * of another user throws.
      *
      * @param string $client_id the connection: <node id>-<n>
      * @param string|int $uid the user: ASCII letters, digits and _ - . @ +, 1 to 128 bytes,
      *     case-sensitive; an int means its decimal string
      * @return bool false when the connection is not live
      * @throws \Chat\InvalidArgumentException a malformed $client_id or bad $uid
-     * @throws \Chat\ChatException the connection belongs to another user (or is anonymous, which
-     *     this version cannot bind yet); a chat.* setting is not valid, or Redis refused the command
+     * @throws \Chat\ChatException the connection belongs to another user, or its sidecar node did
+     *     not confirm the binding within 5 s; a chat.* setting is not valid, or Redis refused the
+     *     command
      * @throws \Chat\ConnectionException Redis cannot be reached, did not answer within
      *     chat.timeout_ms, or the connection broke
      */
