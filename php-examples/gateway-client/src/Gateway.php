@@ -156,13 +156,15 @@ class Gateway
      *
      * A connection that authenticated with a token already belongs to its user: binding it to
      * that user is a no-op (true). An anonymous connection (sidecar setting
-     * CHAT_ANONYMOUS_CONNECT=true) becomes that user's, on whichever node holds it. A
-     * connection cannot change users: binding one of another user throws.
+     * CHAT_ANONYMOUS_CONNECT=true) becomes that user's, on whichever node holds it; this
+     * returns once that node has subscribed it to the user's conversations (at most 5 s), so a
+     * sendToUid() right after it reaches the connection. A connection cannot change users:
+     * binding one of another user throws.
      *
      * @param string     $client_id the connection
      * @param string|int $uid       the user
      * @return bool false when the connection is not live
-     * @throws \Chat\ChatException the connection belongs to another user
+     * @throws \Chat\ChatException the connection belongs to another user, or its node did not confirm in time
      */
     public static function bindUid($client_id, $uid): bool
     {
