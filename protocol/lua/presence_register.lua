@@ -3,7 +3,8 @@
 -- KEYS[4] = the user's "announced online" marker, KEYS[5] = the connection's client index
 -- (connection -> user id), KEYS[6] = every live connection (zset), KEYS[7] = the connection's
 -- PHP session (refreshed, if PHP set one).
--- ARGV[1] = ttl (ms), ARGV[2] = user id, ARGV[3] = connection id, ARGV[4] = connection info JSON
+-- ARGV[1] = ttl (ms), ARGV[2] = user id, ARGV[3] = connection id, ARGV[4] = connection info JSON,
+-- ARGV[5] = '1' for a new registration, '0' for a refresh.
 -- Returns 1 when the user was not announced online yet (the caller announces it), else 0.
 -- An anonymous connection (ARGV[2] = '', waiting for chat_bind) is only recorded in the client
 -- index, the connection list and its session's expiry: it is no user's, so KEYS[1..4] are not
@@ -12,7 +13,12 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local exp = now + tonumber(ARGV[1])
 if ARGV[2] == '' then
-  redis.call('SET', KEYS[5], '', 'PX', ARGV[1])
+  -- A refresh must not undo a bind that happened since the node took its snapshot: it only
+  -- renews an index entry that still says "no user" (or that lapsed).
+  local cur = redis.call('GET', KEYS[5])
+  if ARGV[5] == '1' or not cur or cur == '' then
+    redis.call('SET', KEYS[5], '', 'PX', ARGV[1])
+  end
   redis.call('ZADD', KEYS[6], exp, ARGV[3])
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
   redis.call('PEXPIRE', KEYS[7], ARGV[1])

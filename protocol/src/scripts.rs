@@ -89,12 +89,14 @@ pub fn direct_targets(to: &str, from: Option<&str>) -> Vec<Conversation> {
 }
 
 /// Registers or refreshes a live connection; returns 1 when the user must be announced
-/// online (`u64`). `uid` is empty for an anonymous connection (client index only).
-pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64) -> ScriptInvocation<'static> {
+/// online (`u64`). `uid` is empty for an anonymous connection (client index only); `new` is
+/// false for the periodic refresh, which then leaves a connection bound meanwhile alone.
+pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64, new: bool) -> ScriptInvocation<'static> {
     let mut inv = REGISTER.prepare_invoke();
     inv.key(keys.conns(uid)).key(keys.conn_info(uid)).key(keys.online()).key(keys.announced(uid));
     inv.key(keys.client(&conn.id)).key(keys.clients()).key(keys.session(&conn.id));
     inv.arg(ttl_ms).arg(uid).arg(&conn.id).arg(serde_json::to_string(conn).expect("plain struct"));
+    inv.arg(if new { "1" } else { "0" });
     inv
 }
 

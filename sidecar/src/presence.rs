@@ -65,7 +65,7 @@ impl Presence {
         let info = Arc::new(info);
         self.local.lock().unwrap().insert(conn, (uid.clone(), info.clone()));
         let fresh: u64 =
-            scripts::register(&self.keys, &uid, &info, self.ttl_ms).invoke_async(&mut self.redis.clone()).await?;
+            scripts::register(&self.keys, &uid, &info, self.ttl_ms, true).invoke_async(&mut self.redis.clone()).await?;
         if fresh == 1 {
             let me = self.clone();
             tokio::spawn(async move { me.announce(&uid, true).await });
@@ -175,7 +175,7 @@ impl Presence {
         for chunk in entries.chunks(512) {
             let calls = chunk.iter().map(|(uid, info)| {
                 let mut redis = self.redis.clone();
-                let inv = scripts::register(&self.keys, uid, info, self.ttl_ms);
+                let inv = scripts::register(&self.keys, uid, info, self.ttl_ms, false);
                 async move { inv.invoke_async::<u64>(&mut redis).await }
             });
             let failures = join_all(calls).await.into_iter().filter(|r| r.is_err()).count();
