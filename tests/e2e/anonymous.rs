@@ -7,26 +7,15 @@
 //! binds it (`Gateway::bindUid`, from any node) it is that user's session, and `bindUid`
 //! returns only then, so a send to the user right after it is delivered.
 
-use chat_e2e::{eventually, Client, Php, Redis, Sidecar, PATIENCE};
+use chat_e2e::{eventually, gateway_prelude, gw, Client, Php, Redis, Sidecar, Sse};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// PHP code loading the facade.
-fn prelude() -> String {
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../php-examples/gateway-client/src/Gateway.php");
-    format!("require {src:?}; use GatewayClient\\Gateway;")
-}
-
-/// `json_encode(<expr>)` run in php with the facade loaded.
-async fn gw(php: &Php, expr: &str) -> Value {
-    let out = php.run(&format!("{} echo json_encode({expr});", prelude())).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{expr} printed {out:?}: {e}"))
-}
 
 /// Runs statements with the facade loaded; returns (exited 0, stdout + stderr).
 async fn gw_try(php: &Php, code: &str) -> (bool, String) {
-    let (ok, out, err) = php.try_run(&format!("{} {code}", prelude())).await;
+    let (ok, out, err) = php.try_run(&format!("{} {code}", gateway_prelude())).await;
     (ok, out + &err)
 }
 
@@ -96,7 +85,7 @@ async fn php_binds_an_anonymous_connection_on_any_node() {
     let out = php
         .run(&format!(
             "{} echo json_encode(Gateway::bindUid({cid:?}, 'dave')); Gateway::sendToUid('dave', '{{\"raw\":1}}', true); Gateway::sendToUid('dave', 'stored');",
-            prelude()
+            gateway_prelude()
         ))
         .await;
     assert_eq!(out, "true");
@@ -181,9 +170,9 @@ async fn anonymous_connections_are_refused_unless_enabled() {
     let mut c = Client::connect(&node.ws_url("")).await;
     c.send_text(r#"{"type":"ping"}"#).await;
     assert_eq!(c.expect_close().await.0, 4003);
-    let mut sse = Sse::open(&node, "").await;
+    let mut sse = Sse::open(&node, "", None).await;
     let e = sse.next().await;
-    assert_eq!((e.0.as_str(), &e.1["code"]), ("close", &json!(4003)), "{e:?}");
+    assert_eq!((e.kind.as_str(), &e.data["code"]), ("close", &json!(4003)), "{e:?}");
     assert_eq!(php.json("chat_client_count()").await, 0);
 }
 
@@ -193,17 +182,17 @@ async fn sse_binds_long_poll_needs_a_token_and_unbound_connections_can_time_out(
     let node = Sidecar::start_with(&redis, &[ANONYMOUS, ("CHAT_ANONYMOUS_TIMEOUT_MS", "3000")]);
     let php = Php::new(&redis);
 
-    let mut sse = Sse::open(&node, "device=web").await;
-    let (_, w) = sse.next().await;
+    let mut sse = Sse::open(&node, "device=web", None).await;
+    let w = sse.next().await.data;
     assert_eq!((&w["type"], &w["uid"]), (&json!("welcome"), &Value::Null), "{w}");
     let cid = w["conn"].as_str().unwrap().to_owned();
     assert_eq!(gw(&php, &format!("Gateway::sendToClient({cid:?}, 'to-sse')")).await, true);
-    assert_eq!(sse.next().await.1, json!({"type": "event", "data": "to-sse"}));
+    assert_eq!(sse.next().await.data, json!({"type": "event", "data": "to-sse"}));
     assert_eq!(gw(&php, &format!("Gateway::bindUid({cid:?}, 'erin')")).await, true);
-    let (_, w) = sse.next().await;
+    let w = sse.next().await.data;
     assert_eq!((&w["type"], &w["uid"]), (&json!("welcome"), &json!("erin")), "{w}");
     php.push("erin", r#"{"n":1}"#, None).await;
-    assert_eq!(sse.next().await.1["data"], json!({"n": 1}));
+    assert_eq!(sse.next().await.data["data"], json!({"n": 1}));
     assert_eq!(php.json("chat_user_devices('erin')[0]['transport']").await, "sse");
 
     // Long-polling keeps its session between requests by client id: token only.
@@ -224,48 +213,6 @@ async fn sse_binds_long_poll_needs_a_token_and_unbound_connections_can_time_out(
     })
     .await;
     php.push("erin", r#"{"n":2}"#, None).await;
-    assert_eq!(sse.next().await.1["data"], json!({"n": 2}));
+    assert_eq!(sse.next().await.data["data"], json!({"n": 2}));
 }
 
-/// An open `GET /sse` response, read event by event.
-struct Sse(BufReader<TcpStream>);
-
-impl Sse {
-    async fn open(node: &Sidecar, query: &str) -> Sse {
-        let mut s = TcpStream::connect(&node.addr).await.unwrap();
-        s.write_all(format!("GET /sse?{query} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").as_bytes()).await.unwrap();
-        let mut lines = BufReader::new(s);
-        let mut status = String::new();
-        lines.read_line(&mut status).await.unwrap();
-        assert!(status.contains(" 200 "), "SSE answer: {status}");
-        loop {
-            let mut h = String::new();
-            lines.read_line(&mut h).await.unwrap();
-            if h.trim().is_empty() {
-                return Sse(lines);
-            }
-        }
-    }
-
-    /// The next event: (event type, data), comments skipped.
-    async fn next(&mut self) -> (String, Value) {
-        let (mut kind, mut data) = ("message".to_owned(), Vec::new());
-        loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(PATIENCE, self.0.read_line(&mut line)).await.expect("SSE event in time").unwrap();
-            assert!(n > 0, "SSE stream ended");
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if data.is_empty() {
-                    continue;
-                }
-                return (kind, serde_json::from_str(&data.join("\n")).expect("SSE data is JSON"));
-            }
-            match line.split_once(": ").unwrap_or((line, "")) {
-                ("event", v) => kind = v.to_owned(),
-                ("data", v) => data.push(v.to_owned()),
-                _ => {}
-            }
-        }
-    }
-}

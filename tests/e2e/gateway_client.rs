@@ -4,24 +4,13 @@
 //! result checked against what the clients see, including delivery to one connection of a
 //! user on another node, exclusions, raw (GatewayWorker-style) frames, sessions and closing.
 
-use chat_e2e::{eventually, Client, Php, Redis, Sidecar};
+use chat_e2e::{eventually, gateway_prelude, gw, Client, Php, Redis, Sidecar};
 use serde_json::{json, Value};
 
-/// PHP code loading the facade.
-fn prelude() -> String {
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../php-examples/gateway-client/src/Gateway.php");
-    format!("require {src:?}; use GatewayClient\\Gateway;")
-}
-
-/// `json_encode(<expr>)` run in php with the facade loaded.
-async fn gw(php: &Php, expr: &str) -> Value {
-    let out = php.run(&format!("{} echo json_encode({expr});", prelude())).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{expr} printed {out:?}: {e}"))
-}
 
 /// Runs statements with the facade loaded.
 async fn gw_do(php: &Php, code: &str) {
-    php.run(&format!("{} {code}", prelude())).await;
+    php.run(&format!("{} {code}", gateway_prelude())).await;
 }
 
 /// The next frame an app would act on (membership and presence notices skipped).
@@ -174,7 +163,7 @@ async fn every_gateway_method_against_two_nodes() {
     for c in [&mut a1, &mut a2, &mut bob, &mut carol] {
         assert!(is_marker(&next(c).await), "nobody got sendToAll(.., [])");
     }
-    let (ok, out, err) = php.try_run(&format!("{} Gateway::sendToClient({c3:?}, 'not json', true);", prelude())).await;
+    let (ok, out, err) = php.try_run(&format!("{} Gateway::sendToClient({c3:?}, 'not json', true);", gateway_prelude())).await;
     let shown = out + &err; // php -r prints an uncaught exception on stdout
     assert!(!ok && shown.contains("Chat\\InvalidArgumentException") && shown.contains("JSON"), "{shown}");
 
@@ -196,7 +185,7 @@ async fn every_gateway_method_against_two_nodes() {
     // Concurrent updates of one session lose nothing (compare-and-set).
     php.run(&format!(
         "{} $pids = []; for ($i = 0; $i < 4; $i++) {{ $pid = pcntl_fork(); if ($pid === 0) {{ for ($j = 0; $j < 10; $j++) {{ Gateway::updateSession({c2:?}, [\"k$i-$j\" => $j]); }} exit(0); }} $pids[] = $pid; }} foreach ($pids as $p) {{ pcntl_waitpid($p, $st); }}",
-        prelude()
+        gateway_prelude()
     ))
     .await;
     assert_eq!(gw(&php, &format!("count(Gateway::getSession({c2:?}))")).await, 40);
@@ -204,7 +193,7 @@ async fn every_gateway_method_against_two_nodes() {
     // -- binding: token-authenticated connections already belong to their user
     assert_eq!(gw(&php, &format!("Gateway::bindUid({c1:?}, 'alice')")).await, true);
     assert_eq!(gw(&php, "Gateway::bindUid('na-999', 'alice')").await, false);
-    let (ok, out, err) = php.try_run(&format!("{} Gateway::bindUid({c1:?}, 'mallory');", prelude())).await;
+    let (ok, out, err) = php.try_run(&format!("{} Gateway::bindUid({c1:?}, 'mallory');", gateway_prelude())).await;
     let shown = out + &err;
     assert!(!ok && shown.contains("Chat\\ChatException") && shown.contains("cannot change"), "{shown}");
 

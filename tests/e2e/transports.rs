@@ -4,9 +4,9 @@
 //! The HTTP here is written by hand on a TcpStream (HTTP/1.0, so bodies end with the
 //! connection): it keeps the test's view byte-exact, e.g. SSE ids and CORS headers.
 
-use chat_e2e::{eventually, url_encode, Client, Php, Redis, Sidecar, PATIENCE};
+use chat_e2e::{eventually, url_encode, Client, Php, Redis, Sidecar, Sse, PATIENCE};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 struct Answer {
@@ -42,85 +42,6 @@ async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], bo
     let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     Answer { status, headers: head.to_owned(), body: body.to_owned() }
-}
-
-/// An open `GET /sse` response, read event by event.
-struct Sse {
-    lines: BufReader<TcpStream>,
-}
-
-#[derive(Debug)]
-struct Event {
-    kind: String,
-    id: Option<String>,
-    data: Value,
-}
-
-impl Sse {
-    async fn open(sidecar: &Sidecar, query: &str, last_event_id: Option<&str>) -> Sse {
-        let mut s = TcpStream::connect(&sidecar.addr).await.unwrap();
-        let mut req = format!("GET /sse?{query} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n");
-        if let Some(id) = last_event_id {
-            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut lines = BufReader::new(s);
-        let mut status = String::new();
-        lines.read_line(&mut status).await.unwrap();
-        assert!(status.contains(" 200 "), "SSE answer: {status}");
-        loop {
-            let mut h = String::new();
-            lines.read_line(&mut h).await.unwrap();
-            if h.trim().is_empty() {
-                break;
-            }
-            if h.to_ascii_lowercase().starts_with("content-type:") {
-                assert!(h.contains("text/event-stream"), "{h}");
-            }
-        }
-        Sse { lines }
-    }
-
-    /// The next event (comments skipped).
-    async fn next(&mut self) -> Event {
-        let (mut kind, mut id, mut data) = ("message".to_owned(), None, Vec::new());
-        loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(PATIENCE, self.lines.read_line(&mut line)).await.expect("SSE event in time").unwrap();
-            assert!(n > 0, "SSE stream ended");
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if data.is_empty() {
-                    continue;
-                }
-                let data = serde_json::from_str(&data.join("\n")).expect("SSE data is JSON");
-                return Event { kind, id, data };
-            }
-            match line.split_once(": ").unwrap_or((line, "")) {
-                ("event", v) => kind = v.to_owned(),
-                ("id", v) => id = Some(v.to_owned()),
-                ("data", v) => data.push(v.to_owned()),
-                _ => {} // a comment (heartbeat)
-            }
-        }
-    }
-
-    async fn next_message(&mut self) -> Event {
-        loop {
-            let e = self.next().await;
-            assert_ne!(e.kind, "close", "closed while waiting for a message: {:?}", e.data);
-            if e.data["type"] == "message" {
-                return e;
-            }
-        }
-    }
-
-    /// Whether the server ended the response (read to the end).
-    async fn ended(&mut self) -> bool {
-        let mut rest = String::new();
-        matches!(tokio::time::timeout(PATIENCE, self.lines.read_to_string(&mut rest)).await, Ok(Ok(_)))
-    }
 }
 
 async fn poll(sidecar: &Sidecar, query: &str) -> Value {

@@ -528,3 +528,94 @@ pub async fn webhook_receiver(failures: usize, failing_event: &'static str) -> (
     (url, seen)
 }
 
+
+/// An open `GET /sse` response, read event by event.
+pub struct Sse {
+    lines: tokio::io::BufReader<TcpStream>,
+}
+
+#[derive(Debug)]
+pub struct SseEvent {
+    pub kind: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+impl Sse {
+    pub async fn open(sidecar: &Sidecar, query: &str, last_event_id: Option<&str>) -> Sse {
+        let mut s = TcpStream::connect(&sidecar.addr).await.unwrap();
+        let mut req = format!("GET /sse?{query} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n");
+        if let Some(id) = last_event_id {
+            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut lines = tokio::io::BufReader::new(s);
+        let mut status = String::new();
+        lines.read_line(&mut status).await.unwrap();
+        assert!(status.contains(" 200 "), "SSE answer: {status}");
+        loop {
+            let mut h = String::new();
+            lines.read_line(&mut h).await.unwrap();
+            if h.trim().is_empty() {
+                break;
+            }
+            if h.to_ascii_lowercase().starts_with("content-type:") {
+                assert!(h.contains("text/event-stream"), "{h}");
+            }
+        }
+        Sse { lines }
+    }
+
+    /// The next event (comments skipped).
+    pub async fn next(&mut self) -> SseEvent {
+        let (mut kind, mut id, mut data) = ("message".to_owned(), None, Vec::new());
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(PATIENCE, self.lines.read_line(&mut line)).await.expect("SSE event in time").unwrap();
+            assert!(n > 0, "SSE stream ended");
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if data.is_empty() {
+                    continue;
+                }
+                let data = serde_json::from_str(&data.join("\n")).expect("SSE data is JSON");
+                return SseEvent { kind, id, data };
+            }
+            match line.split_once(": ").unwrap_or((line, "")) {
+                ("event", v) => kind = v.to_owned(),
+                ("id", v) => id = Some(v.to_owned()),
+                ("data", v) => data.push(v.to_owned()),
+                _ => {} // a comment (heartbeat)
+            }
+        }
+    }
+
+    pub async fn next_message(&mut self) -> SseEvent {
+        loop {
+            let e = self.next().await;
+            assert_ne!(e.kind, "close", "closed while waiting for a message: {:?}", e.data);
+            if e.data["type"] == "message" {
+                return e;
+            }
+        }
+    }
+
+    /// Whether the server ended the response (read to the end).
+    pub async fn ended(&mut self) -> bool {
+        let mut rest = String::new();
+        matches!(tokio::time::timeout(PATIENCE, self.lines.read_to_string(&mut rest)).await, Ok(Ok(_)))
+    }
+}
+
+/// PHP code loading the GatewayClient facade (php-examples/gateway-client).
+pub fn gateway_prelude() -> String {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../php-examples/gateway-client/src/Gateway.php");
+    format!("require {src:?}; use GatewayClient\\Gateway;")
+}
+
+/// `json_encode(<expr>)` run in php with the facade loaded.
+pub async fn gw(php: &Php, expr: &str) -> Value {
+    let out = php.run(&format!("{} echo json_encode({expr});", gateway_prelude())).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{expr} printed {out:?}: {e}"))
+}
