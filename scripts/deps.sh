@@ -12,7 +12,7 @@ need redis-server redis-server
 need redis-cli redis-tools
 need php php-cli
 need php-config php-dev
-need '/usr/lib/llvm-*/lib/libclang*.so*' libclang-dev
+need '/usr/lib/llvm-*/lib/libclang.so*' libclang-dev   # not libclang-cpp*.so, which bindgen cannot use
 need cc gcc
 need pkg-config pkg-config
 need redis-benchmark redis-tools   # make bench: the physical floor of chat_push
