@@ -77,6 +77,13 @@ impl Keys {
     }
 
     /// Hash conversation -> sequence the user has read up to.
+    /// Per group, uid → highest sequence any device of that member acknowledged. Kept with the
+    /// group (not in each member's `acked`) so a node writes a big group's acknowledgements in
+    /// one call on the group's slot instead of one call per member.
+    pub fn group_acked(&self, group: &str) -> String {
+        format!("{}:{{g:{}}}:acked", self.ns, group)
+    }
+
     pub fn read(&self, uid: &str) -> String {
         format!("{}:{{u:{}}}:read", self.ns, uid)
     }
@@ -152,6 +159,7 @@ mod tests {
         assert_eq!(k.conn_info("alice"), "chat:{u:alice}:conninfo");
         assert_eq!(Keys::new("app2").online(), "app2:online");
         assert_eq!(k.acked("alice"), "chat:{u:alice}:acked");
+        assert_eq!(k.group_acked("room"), "chat:{g:room}:acked");
         assert_eq!(k.read("alice"), "chat:{u:alice}:read");
         assert_eq!(k.log(), "chat:log");
         assert_eq!(k.members("room"), "chat:{g:room}:members");

@@ -124,11 +124,13 @@ pub fn sweep_expired(keys: &Keys, max: usize) -> ScriptInvocation<'static> {
     inv
 }
 
-/// Records `uid` going online/offline in `group`; 1 when the group became occupied/vacated.
-pub fn group_presence(keys: &Keys, group: &str, uid: &str, online: bool) -> ScriptInvocation<'static> {
+/// Records `uid` going online/offline in `group` and publishes `event` (a live payload) to the
+/// group unless more than `limit` members are online (0: never); 1 when the group became
+/// occupied/vacated.
+pub fn group_presence(keys: &Keys, group: &str, uid: &str, online: bool, event: &str, limit: u64) -> ScriptInvocation<'static> {
     let mut inv = GROUP_PRESENCE.prepare_invoke();
-    inv.key(keys.present(group));
-    inv.arg(uid).arg(if online { "online" } else { "offline" });
+    inv.key(keys.present(group)).key(keys.live(&Conversation::Group(group.to_owned())));
+    inv.arg(uid).arg(if online { "online" } else { "offline" }).arg(event).arg(limit);
     inv
 }
 
@@ -161,12 +163,25 @@ pub fn kick(keys: &Keys, uid: &str, reason: &str) -> ScriptInvocation<'static> {
     inv
 }
 
-/// Raises the user's acknowledged sequence per conversation (never lowers it).
-pub fn ack(keys: &Keys, uid: &str, acks: &[(String, u64)]) -> ScriptInvocation<'static> {
+/// Raises `uid`'s acknowledged sequence in `conv` (never lowers it): the inbox in the user's
+/// `acked` hash, a group in the group's (one field per member).
+pub fn ack(keys: &Keys, uid: &str, conv: &Conversation, seq: u64) -> ScriptInvocation<'static> {
+    match conv {
+        Conversation::Inbox(owner) => {
+            let mut inv = ACK.prepare_invoke();
+            inv.key(keys.acked(owner)).arg(conv.to_string()).arg(seq);
+            inv
+        }
+        Conversation::Group(group) => ack_group(keys, group, &[(uid, seq)]),
+    }
+}
+
+/// Raises the acknowledged sequences of several members of `group` at once: `(uid, seq)`.
+pub fn ack_group<S: AsRef<str>>(keys: &Keys, group: &str, members: &[(S, u64)]) -> ScriptInvocation<'static> {
     let mut inv = ACK.prepare_invoke();
-    inv.key(keys.acked(uid));
-    for (conv, seq) in acks {
-        inv.arg(conv).arg(*seq);
+    inv.key(keys.group_acked(group));
+    for (uid, seq) in members {
+        inv.arg(uid.as_ref()).arg(*seq);
     }
     inv
 }

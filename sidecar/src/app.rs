@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::acks::Acks;
 use crate::config::Settings;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
@@ -27,6 +28,8 @@ pub struct App {
     pub redis: ConnectionManager,
     pub hub: Arc<Hub>,
     pub presence: Arc<Presence>,
+    /// Delivery acknowledgements, written node-wide in batches.
+    pub acks: Arc<Acks>,
     pub metrics: Arc<Metrics>,
     /// MySQL history, when `CHAT_MYSQL_URL` is set.
     pub history: Option<History>,
@@ -86,6 +89,7 @@ impl App {
             keys.clone(),
             settings.presence_ttl_ms,
             settings.presence_debounce_ms,
+            settings.group_presence_limit,
             redis.clone(),
             metrics.clone(),
             webhook.clone(),
@@ -106,6 +110,7 @@ impl App {
         }
         let hub = Hub::start(client, metrics.clone(), settings.node_id.clone(), shutdown.clone());
         presence.spawn_refresher(shutdown.clone());
+        let acks = Acks::start(keys.clone(), redis.clone(), metrics.clone());
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_bytes)
             .write_buffer_size(settings.write_buffer_bytes)
@@ -118,6 +123,7 @@ impl App {
             redis,
             hub,
             presence,
+            acks,
             metrics,
             history,
             ws_config,

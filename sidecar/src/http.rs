@@ -339,7 +339,7 @@ async fn send(State(app): State<Arc<App>>, Query(q): Query<SendQuery>, headers: 
             Err(frame) => Some(frame),
         },
         Ok(ClientFrame::Ack { conv, seq }) => match actor.own(&conv, Known::Ask).await {
-            Ok((_, latest)) => actor.ack(&[(conv, seq.min(latest))]).await.err(),
+            Ok((conversation, latest)) => actor.ack(&conversation, seq.min(latest)).await.err(),
             Err(frame) => Some(frame),
         },
         Err(e) => {

@@ -257,7 +257,73 @@ fn offer(s: &Subscriber, item: Outbound) {
     }
 }
 
-/// Owns the pub/sub connection: executes (un)subscribe commands in order, reconnects.
+/// At most this many commands are merged into one batch (bounds one SUBSCRIBE's size).
+const MAX_BATCH: usize = 4096;
+
+/// The (un)subscribe commands queued at one moment, merged: one UNSUBSCRIBE and one SUBSCRIBE
+/// for all of them, so a node subscribes thousands of channels per Redis round trip instead of
+/// one (a burst of connects would otherwise queue up behind one round trip each).
+struct Batch {
+    /// Channels whose last command in the batch was SUBSCRIBE.
+    subscribe: Vec<Arc<str>>,
+    /// Channels whose last command in the batch was UNSUBSCRIBE.
+    unsubscribe: Vec<Arc<str>>,
+    /// Joiners waiting for their topic's confirmation.
+    acks: Vec<(Arc<str>, u64, oneshot::Sender<()>)>,
+}
+
+impl Batch {
+    fn drain(first: Cmd, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Batch {
+        // The last command per channel wins: both are idempotent in Redis, and the topic map
+        // already reflects the final state. Acks of a topic dropped meanwhile are harmless
+        // (`confirm` checks the topic id).
+        let mut last: HashMap<Arc<str>, bool> = HashMap::new();
+        let mut order: Vec<Arc<str>> = Vec::new();
+        let mut acks = Vec::new();
+        let mut take = |cmd: Cmd| {
+            let (name, subscribe) = match cmd {
+                Cmd::Subscribe { name, id, ack } => {
+                    acks.push((name.clone(), id, ack));
+                    (name, true)
+                }
+                Cmd::Unsubscribe { name } => (name, false),
+            };
+            if last.insert(name.clone(), subscribe).is_none() {
+                order.push(name);
+            }
+        };
+        take(first);
+        for _ in 1..MAX_BATCH {
+            match cmds.try_recv() {
+                Ok(cmd) => take(cmd),
+                Err(_) => break,
+            }
+        }
+        let (subscribe, unsubscribe) = order.into_iter().partition(|n| last[n]);
+        Batch { subscribe, unsubscribe, acks }
+    }
+
+    async fn apply(&self, sink: &mut redis::aio::PubSubSink) -> redis::RedisResult<()> {
+        if !self.unsubscribe.is_empty() {
+            let names: Vec<&str> = self.unsubscribe.iter().map(|n| &**n).collect();
+            sink.unsubscribe(&names).await?;
+        }
+        if !self.subscribe.is_empty() {
+            let names: Vec<&str> = self.subscribe.iter().map(|n| &**n).collect();
+            sink.subscribe(&names).await?;
+        }
+        Ok(())
+    }
+
+    fn confirm(self, hub: &Hub) {
+        for (name, id, ack) in self.acks {
+            hub.confirm(&name, id);
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// Owns the pub/sub connection: executes (un)subscribe commands in merged batches, reconnects.
 async fn supervise(
     hub: Arc<Hub>,
     client: redis::Client,
@@ -285,8 +351,15 @@ async fn supervise(
         };
         let topics = hub.unconfirm_all();
         if !topics.is_empty() {
-            let names: Vec<&str> = topics.iter().map(|(n, _)| &**n).collect();
-            if let Err(e) = sink.subscribe(&names).await {
+            let mut failed = None;
+            for chunk in topics.chunks(MAX_BATCH) {
+                let names: Vec<&str> = chunk.iter().map(|(n, _)| &**n).collect();
+                if let Err(e) = sink.subscribe(&names).await {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = failed {
                 tracing::warn!(error = %e, "resubscribing failed; reconnecting");
                 tokio::time::sleep(backoff).await;
                 continue;
@@ -320,27 +393,65 @@ async fn supervise(
                     tracing::warn!("pub/sub connection to Redis lost; reconnecting");
                     break;
                 }
-                cmd = cmds.recv() => match cmd {
-                    None => { reader.abort(); return; }
-                    Some(Cmd::Subscribe { name, id, ack }) => match sink.subscribe(&*name).await {
-                        Ok(()) => { hub.confirm(&name, id); let _ = ack.send(()); }
+                cmd = cmds.recv() => {
+                    let Some(first) = cmd else { reader.abort(); return; };
+                    let batch = Batch::drain(first, &mut cmds);
+                    match batch.apply(&mut sink).await {
+                        Ok(()) => batch.confirm(&hub),
                         Err(e) => {
-                            tracing::warn!(error = %e, "SUBSCRIBE failed; reconnecting");
-                            pending.push((name, id, ack));
-                            break;
-                        }
-                    },
-                    Some(Cmd::Unsubscribe { name }) => {
-                        if let Err(e) = sink.unsubscribe(&*name).await {
-                            tracing::warn!(error = %e, "UNSUBSCRIBE failed; reconnecting");
+                            tracing::warn!(error = %e, "(UN)SUBSCRIBE failed; reconnecting");
+                            pending.extend(batch.acks);
                             break;
                         }
                     }
-                },
+                }
             }
         }
         reader.abort();
         Metrics::inc(&hub.metrics.redis_errors_total);
         tokio::time::sleep(backoff).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(name: &str, id: u64) -> (Cmd, oneshot::Receiver<()>) {
+        let (ack, rx) = oneshot::channel();
+        (Cmd::Subscribe { name: Arc::from(name), id, ack }, rx)
+    }
+
+    fn unsub(name: &str) -> Cmd {
+        Cmd::Unsubscribe { name: Arc::from(name) }
+    }
+
+    #[test]
+    fn a_batch_merges_queued_commands_and_the_last_one_per_channel_wins() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (first, _a) = sub("a", 1);
+        let (b, _b) = sub("b", 2);
+        let (c_again, _c) = sub("c", 4);
+        for cmd in [b, unsub("a"), unsub("c"), c_again, unsub("d")] {
+            tx.send(cmd).unwrap();
+        }
+        let batch = Batch::drain(first, &mut rx);
+        let names = |v: &[Arc<str>]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&batch.subscribe), ["b", "c"]);
+        assert_eq!(names(&batch.unsubscribe), ["a", "d"]);
+        assert_eq!(batch.acks.len(), 3, "every joiner is answered once Redis confirms");
+        assert!(rx.try_recv().is_err(), "the queue was drained");
+    }
+
+    #[test]
+    fn a_batch_is_bounded() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for i in 0..MAX_BATCH + 10 {
+            tx.send(unsub(&format!("ch{i}"))).unwrap();
+        }
+        let first = rx.try_recv().unwrap();
+        let batch = Batch::drain(first, &mut rx);
+        assert_eq!(batch.unsubscribe.len(), MAX_BATCH);
+        assert_eq!(std::iter::from_fn(|| rx.try_recv().ok()).count(), 10, "the rest waits for the next batch");
     }
 }

@@ -1,6 +1,7 @@
 //! `chat-sidecar`: entry point. Loads settings, connects to Redis, serves until SIGINT/SIGTERM,
 //! then closes every connection with 1001 and removes its presence before exiting.
 
+mod acks;
 mod app;
 mod config;
 mod http;
@@ -70,6 +71,7 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
         tracing::warn!("connections did not close within 10s");
     }
     app.presence.unregister_all().await;
+    app.acks.flush().await;
     tracing::info!("stopped");
     Ok(())
 }

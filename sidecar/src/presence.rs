@@ -32,6 +32,8 @@ pub struct Presence {
     keys: Keys,
     ttl_ms: u64,
     debounce: Duration,
+    /// Presence frames go to a group only while it has at most this many online members.
+    group_events_limit: u64,
     redis: ConnectionManager,
     metrics: Arc<Metrics>,
     webhook: Option<Arc<Webhook>>,
@@ -43,6 +45,7 @@ impl Presence {
         keys: Keys,
         ttl_ms: u64,
         debounce_ms: u64,
+        group_events_limit: u64,
         redis: ConnectionManager,
         metrics: Arc<Metrics>,
         webhook: Option<Arc<Webhook>>,
@@ -51,6 +54,7 @@ impl Presence {
             keys,
             ttl_ms,
             debounce: Duration::from_millis(debounce_ms),
+            group_events_limit,
             redis,
             metrics,
             webhook,
@@ -115,20 +119,22 @@ impl Presence {
             }
         };
         let at = crate::session::unix_now_ms();
-        for group in groups {
-            let Ok(conv) = chat_protocol::Conversation::group(&group) else { continue };
+        // One script per group (it records the member and publishes the event), all of them
+        // pipelined on the multiplexed connection.
+        let calls = groups.into_iter().filter(|g| chat_protocol::ids::validate("group", g).is_ok()).map(|group| {
+            let mut redis = self.redis.clone();
             let event = format!(r#"e{{"type":"presence","group":"{group}","uid":"{uid}","status":"{status}"}}"#);
-            let published: redis::RedisResult<()> = redis::cmd("PUBLISH").arg(self.keys.live(&conv)).arg(event).query_async(&mut redis).await;
-            if let Err(e) = published {
-                tracing::warn!(error = %e, uid, group, "presence event not published");
-            }
-            let edge: redis::RedisResult<u64> = scripts::group_presence(&self.keys, &group, uid, online).invoke_async(&mut redis).await;
-            if let Err(e) = &edge {
-                tracing::warn!(error = %e, uid, group, "group presence not recorded");
-            }
-            if let (Ok(1), Some(webhook)) = (edge, &self.webhook) {
-                let event = if online { "group.occupied" } else { "group.vacated" };
-                webhook.event(event, format!(r#""group":"{group}","user":"{uid}","at":{at}"#));
+            let inv = scripts::group_presence(&self.keys, &group, uid, online, &event, self.group_events_limit);
+            async move { (inv.invoke_async::<u64>(&mut redis).await, group) }
+        });
+        for (edge, group) in join_all(calls).await {
+            match (edge, &self.webhook) {
+                (Ok(1), Some(webhook)) => {
+                    let event = if online { "group.occupied" } else { "group.vacated" };
+                    webhook.event(event, format!(r#""group":"{group}","user":"{uid}","at":{at}"#));
+                }
+                (Ok(_), _) => {}
+                (Err(e), _) => tracing::warn!(error = %e, uid, group, "group presence not recorded nor announced"),
             }
         }
         if let Some(webhook) = &self.webhook {

@@ -1,5 +1,7 @@
 //! Reads from conversation streams: the starting cursor, and the messages after a cursor.
 
+use std::sync::Arc;
+
 use chat_protocol::{Conversation, Keys};
 use redis::aio::ConnectionManager;
 
@@ -7,26 +9,29 @@ use redis::aio::ConnectionManager;
 #[derive(Debug)]
 pub struct Cursor {
     pub conv: Conversation,
-    /// `conv` as on the wire (`u:alice`).
-    pub conv_id: String,
+    /// `conv` as on the wire (`u:alice`); shared with the node's pending acknowledgements.
+    pub conv_id: Arc<str>,
     pub stream_key: String,
     /// Last sequence number delivered to the client.
     pub seq: u64,
     /// Where this session started the conversation (its welcome cursor, or the join point of a
     /// group joined while connected); a long-poll rewind never goes before it.
     pub start: u64,
+    /// Highest sequence reported as acknowledged (automatic mode) to [`crate::acks::Acks`].
+    pub reported: u64,
 }
 
 impl Cursor {
     /// A cursor before the conversation's first message.
     pub fn new(keys: &Keys, conv: Conversation) -> Self {
-        Cursor { conv_id: conv.to_string(), stream_key: keys.stream(&conv), conv, seq: 0, start: 0 }
+        Cursor { conv_id: Arc::from(conv.to_string()), stream_key: keys.stream(&conv), conv, seq: 0, start: 0, reported: 0 }
     }
 
     /// Starts delivery after `seq`.
     pub fn start_at(&mut self, seq: u64) {
         self.seq = seq;
         self.start = seq;
+        self.reported = seq;
     }
 
     /// The conversation's latest sequence number.

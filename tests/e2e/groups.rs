@@ -177,3 +177,35 @@ async fn broadcast_reaches_every_connected_client() {
         assert_eq!(b["data"]["notice"], "maintenance at 2am");
     }
 }
+
+#[tokio::test]
+async fn a_new_device_starts_a_group_after_what_the_users_other_devices_received() {
+    let redis = Redis::start();
+    let sidecar = Sidecar::start(&redis);
+    let php = Php::new(&redis);
+    php.run(r#"chat_join_group("gil", "crew"); for ($i = 1; $i <= 3; $i++) { chat_send_to_group("crew", ["i" => $i]); }"#).await;
+
+    // Delivered counts as acknowledged; a closing connection writes its acknowledgements.
+    let (mut laptop, welcome) = Client::login(&sidecar, &php, "gil").await;
+    assert_eq!(welcome["cursors"]["g:crew"], 0, "starts at the join point");
+    for i in 1..=3u64 {
+        assert_eq!(laptop.recv_message().await["seq"], i);
+    }
+    laptop.close().await;
+    assert_eq!(redis.cmd(&["HGET", "chat:{g:crew}:acked", "gil"]).as_deref(), Some("3"), "kept with the group, per member");
+    let (mut phone, welcome) = Client::login(&sidecar, &php, "gil").await;
+    assert_eq!(welcome["cursors"]["g:crew"], 3, "nothing old again on a new device");
+
+    // While connected, the node writes acknowledgements in batches, never lowering them.
+    php.run(r#"chat_send_to_group("crew", ["i" => 4]);"#).await;
+    assert_eq!(phone.recv_message().await["seq"], 4);
+    eventually("the group's acked position reaches 4", async || {
+        (redis.cmd(&["HGET", "chat:{g:crew}:acked", "gil"]).as_deref() == Some("4")).then_some(())
+    })
+    .await;
+    let (mut behind, _) = Client::resume(&sidecar, &php, "gil", Some(&json!({"g:crew": 1})), true).await;
+    behind.send_text(r#"{"type":"ack","conv":"g:crew","seq":2}"#).await;
+    assert_eq!(behind.recv_message().await["seq"], 2, "its own cursor still rules what it is sent");
+    behind.close().await;
+    assert_eq!(redis.cmd(&["HGET", "chat:{g:crew}:acked", "gil"]).as_deref(), Some("4"), "an older ack does not lower it");
+}

@@ -110,3 +110,36 @@ async fn presence_webhooks_cover_debounce_groups_and_crashed_nodes() {
     want.sort();
     assert_eq!(got, want, "each transition announced exactly once");
 }
+
+#[tokio::test]
+async fn a_group_with_more_online_members_than_the_limit_gets_no_presence_frames() {
+    let redis = Redis::start();
+    let sidecar = Sidecar::start_with(&redis, &[("CHAT_GROUP_PRESENCE_LIMIT", "2"), ("CHAT_PRESENCE_DEBOUNCE_MS", "200")]);
+    let php = Php::new(&redis);
+    php.run(r#"foreach (["ann", "ben", "cid"] as $u) { chat_join_group($u, "ops"); }"#).await;
+    let mut ann = login(&sidecar, &php, "ann").await;
+    // Two online: still announced.
+    let _ben = login(&sidecar, &php, "ben").await;
+    assert_eq!(presence_of(&mut ann, "ben").await, "online");
+    // A third would make three online: over the limit, so not announced, but still counted.
+    let cid = login(&sidecar, &php, "cid").await;
+    // Its announcement has run once the group counts it online (the same script decides
+    // whether to publish, so anything it published is on the channel before the marker below).
+    eventually("cid counted among the group's online members", async || {
+        (redis.cmd(&["SCARD", "chat:{g:ops}:present"]).as_deref() == Some("3")).then_some(())
+    })
+    .await;
+    // cid leaving brings the group back to two online: announced again.
+    cid.close().await;
+    let marker = php.run(r#"echo chat_send_to_group("ops", ["marker" => 1]);"#).await;
+    let mut before_marker = Vec::new();
+    loop {
+        let f = ann.recv().await;
+        if f["id"] == marker.as_str() {
+            break;
+        }
+        before_marker.push(f);
+    }
+    assert!(before_marker.iter().all(|f| f["type"] != "presence" || f["status"] != "online"), "cid's online was not announced: {before_marker:?}");
+    assert_eq!(presence_of(&mut ann, "cid").await, "offline");
+}

@@ -76,8 +76,8 @@ impl Actor<'_> {
     }
 
     /// Records what this device has, at once (sessions batch theirs instead).
-    pub async fn ack(&self, acks: &[(String, u64)]) -> Result<(), ServerFrame> {
-        scripts::ack(&self.app.keys, self.uid, acks)
+    pub async fn ack(&self, conv: &Conversation, seq: u64) -> Result<(), ServerFrame> {
+        scripts::ack(&self.app.keys, self.uid, conv, seq)
             .invoke_async::<()>(&mut self.app.redis.clone())
             .await
             .map_err(|e| unavailable(self.app, "cannot record acknowledgements", e))

@@ -43,9 +43,6 @@ use actions::{Actor, Known};
 /// This connection's queue of things from the hub.
 type Inbox = mailbox::Receiver;
 
-/// Acknowledgements written on a write are coalesced for this long.
-const ACK_DELAY: Duration = Duration::from_millis(250);
-
 /// What the client asked for when it connected.
 pub struct Handshake {
     pub device: String,
@@ -113,8 +110,6 @@ pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, cl
         bucket: TokenBucket::new(app.settings.rate_limit, app.settings.rate_burst, Instant::now()),
         strikes: 0,
         client_acks: hs.client_acks,
-        acks: HashMap::new(),
-        ack_due: None,
         stale: HashSet::new(),
     };
     let t = &mut transport;
@@ -147,12 +142,9 @@ struct Session {
     bucket: TokenBucket,
     /// Frames refused in a row by the rate limit.
     strikes: u32,
+    /// The client sends `ack` frames; otherwise what was handed to the transport counts as
+    /// acknowledged. Either way [`crate::acks::Acks`] batches them node-wide.
     client_acks: bool,
-    /// Acknowledged positions not yet written to Redis: conversation id -> seq.
-    acks: HashMap<String, u64>,
-    /// When `acks` must be written. Armed only while acks are pending, so an idle session
-    /// has no timer at all.
-    ack_due: Option<tokio::time::Instant>,
     /// Conversations whose live notifications were dropped during a replay; their streams
     /// are read again before anything else is delivered.
     stale: HashSet<Arc<str>>,
@@ -223,30 +215,53 @@ impl Session {
         let app = self.app.clone();
         let unavailable = |what: &str, e: &dyn std::fmt::Display| backend_down(&app, what, e);
         let mut redis = app.redis.clone();
-        let (acked, groups): (HashMap<String, u64>, HashMap<String, u64>) = redis::pipe()
-            .cmd("HGETALL")
-            .arg(app.keys.acked(&self.uid))
-            .cmd("HGETALL")
+        let groups: HashMap<String, u64> = redis::cmd("HGETALL")
             .arg(app.keys.groups(&self.uid))
             .query_async(&mut redis)
             .await
-            .map_err(|e| unavailable("cannot read acknowledged positions and groups", &e))?;
+            .map_err(|e| unavailable("cannot read the user's groups", &e))?;
         // The inbox, then every group; a member never starts before the point they joined.
         let mut convs = vec![(Conversation::Inbox(self.uid.to_string()), 0)];
         convs.extend(groups.into_iter().filter_map(|(g, joined)| Some((Conversation::group(&g).ok()?, joined))));
+        // All channels at once: the hub sends them to Redis in one SUBSCRIBE.
+        let channels: Vec<String> = convs.iter().map(|(conv, _)| app.keys.live(conv)).collect();
+        let joins = futures_util::future::join_all(channels.iter().map(|c| app.hub.join(c, self.sub.clone()))).await;
+        let mut opened = Vec::with_capacity(convs.len());
+        let mut failed = None;
+        for ((conv, floor), joined) in convs.into_iter().zip(joins) {
+            match joined {
+                Ok(topic) => {
+                    // Recorded before anything else can fail, so leave() always undoes the join.
+                    self.cursors.insert(topic.clone(), Cursor::new(&app.keys, conv));
+                    opened.push((topic, floor));
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(unavailable("subscribe failed", &e));
+        }
+        // Subscribed first, then read where each conversation is: nothing published in between
+        // is missed. One round trip for every conversation's sequence and acknowledged position.
+        let mut pipe = redis::pipe();
+        for (topic, _) in &opened {
+            let c = &self.cursors[topic];
+            pipe.cmd("GET").arg(app.keys.seq(&c.conv));
+            match &c.conv {
+                Conversation::Inbox(uid) => pipe.cmd("HGET").arg(app.keys.acked(uid)).arg(&*c.conv_id),
+                Conversation::Group(group) => pipe.cmd("HGET").arg(app.keys.group_acked(group)).arg(&*self.uid),
+            };
+        }
+        let positions: Vec<Option<u64>> =
+            pipe.query_async(&mut redis).await.map_err(|e| unavailable("cannot read conversations' sequences", &e))?;
         let mut starts = Cursors::new();
-        for (conv, floor) in convs {
-            let conv_id = conv.to_string();
-            let topic = app.hub.join(&app.keys.live(&conv), self.sub.clone()).await.map_err(|e| unavailable("subscribe failed", &e))?;
-            // Recorded before anything else can fail, so leave() always undoes the join.
-            self.cursors.insert(topic.clone(), Cursor::new(&app.keys, conv));
-            let latest = Cursor::latest(&mut redis, &app.keys, &self.cursors[&topic].conv)
-                .await
-                .map_err(|e| unavailable("cannot read a conversation's sequence", &e))?;
-            let wanted = requested.get(&conv_id).or(acked.get(&conv_id)).copied().unwrap_or(0);
-            let start = wanted.max(floor).min(latest);
-            self.cursors.get_mut(&topic).expect("just inserted").start_at(start);
-            starts.insert(conv_id, start);
+        for ((topic, floor), at) in opened.iter().zip(positions.chunks(2)) {
+            let (latest, acked) = (at[0].unwrap_or(0), at.get(1).copied().flatten());
+            let cursor = self.cursors.get_mut(topic).expect("just inserted");
+            let wanted = requested.get(&*cursor.conv_id).copied().or(acked).unwrap_or(0);
+            let start = wanted.max(*floor).min(latest);
+            cursor.start_at(start);
+            starts.insert(cursor.conv_id.to_string(), start);
         }
         let info = self.conn_info(T::KIND, device, connected_at);
         app.presence
@@ -275,7 +290,6 @@ impl Session {
         let heartbeat = Duration::from_millis(app.settings.heartbeat_ms);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         loop {
-            let ack_due = self.ack_due;
             let unbound_until = self.unbound.as_ref().and_then(|u| u.deadline);
             let step = tokio::select! {
                 biased;
@@ -290,10 +304,6 @@ impl Session {
                 },
                 item = rx.recv() => self.deliver(t, item, &mut rx).await,
                 _ = ticker.tick() => Box::pin(t.heartbeat()).await,
-                _ = tokio::time::sleep_until(ack_due.unwrap_or_else(tokio::time::Instant::now)), if ack_due.is_some() => {
-                    Box::pin(self.flush_acks()).await;
-                    Ok(())
-                }
                 _ = tokio::time::sleep_until(unbound_until.unwrap_or_else(tokio::time::Instant::now)), if unbound_until.is_some() => {
                     Err(close_with(close::AUTH_TIMEOUT, "not bound to a user in time (CHAT_ANONYMOUS_TIMEOUT_MS)"))
                 }
@@ -355,7 +365,7 @@ impl Session {
             Ok(ClientFrame::Ack { conv, seq }) => match actor.own(&conv, self.known(&conv)).await {
                 Ok((_, delivered)) => {
                     // A device cannot acknowledge what it was never sent.
-                    self.record_ack(conv, seq.min(delivered));
+                    self.record_ack(&conv, seq.min(delivered));
                     None
                 }
                 Err(frame) => Some(frame),
@@ -441,7 +451,7 @@ impl Session {
 
     /// What this session knows of conversation `conv`.
     fn known(&self, conv: &str) -> Known {
-        match self.cursors.values().find(|c| c.conv_id == conv) {
+        match self.cursors.values().find(|c| &*c.conv_id == conv) {
             Some(c) => Known::Held(c.seq),
             None => Known::NotHeld,
         }
@@ -449,7 +459,7 @@ impl Session {
 
     /// Every cursor, as the client would write it.
     fn snapshot(&self) -> Cursors {
-        self.cursors.values().map(|c| (c.conv_id.clone(), c.seq)).collect()
+        self.cursors.values().map(|c| (c.conv_id.to_string(), c.seq)).collect()
     }
 
     /// A long-poll client's cursors: they count as its acknowledgement, and when it `lost`
@@ -458,44 +468,37 @@ impl Session {
     fn resume(&mut self, client: &Cursors, lost: bool) {
         if lost {
             for (topic, c) in self.cursors.iter_mut() {
-                let to = client.get(&c.conv_id).copied().unwrap_or(c.start).max(c.start);
+                let to = client.get(&*c.conv_id).copied().unwrap_or(c.start).max(c.start);
                 if to < c.seq {
                     c.seq = to;
                     self.stale.insert(topic.clone());
                 }
             }
         }
-        let acks: Vec<(String, u64)> = self.cursors.values().filter_map(|c| Some((c.conv_id.clone(), (*client.get(&c.conv_id)?).min(c.seq)))).collect();
-        for (conv, seq) in acks {
-            self.record_ack(conv, seq);
+        for c in self.cursors.values() {
+            if let Some(&seq) = client.get(&*c.conv_id) {
+                self.app.acks.record(&self.uid, &c.conv_id, seq.min(c.seq));
+            }
         }
     }
 
-    fn record_ack(&mut self, conv: String, seq: u64) {
-        let slot = self.acks.entry(conv).or_insert(0);
-        *slot = (*slot).max(seq);
-        if self.ack_due.is_none() {
-            self.ack_due = Some(tokio::time::Instant::now() + ACK_DELAY);
+    /// The client acknowledged `conv` up to `seq` (a conversation it holds).
+    fn record_ack(&self, conv: &str, seq: u64) {
+        if let Some(c) = self.cursors.values().find(|c| &*c.conv_id == conv) {
+            self.app.acks.record(&self.uid, &c.conv_id, seq);
         }
     }
 
-    /// Writes pending acknowledgements to Redis.
-    async fn flush_acks(&mut self) {
-        self.ack_due = None;
-        if self.acks.is_empty() {
+    /// In automatic mode a write counts as the acknowledgement: reports every cursor that
+    /// moved since the last report (once per delivered batch, not per message).
+    fn auto_ack(&mut self) {
+        if self.client_acks {
             return;
         }
-        let acks: Vec<(String, u64)> = self.acks.drain().collect();
-        // Not fatal when it fails: a later ack covers these, at worst a device gets them again.
-        let _ = Actor { app: &self.app, uid: &self.uid }.ack(&acks).await;
-    }
-
-    /// In automatic mode a write counts as the acknowledgement.
-    fn auto_ack(&mut self, topic: &Arc<str>) {
-        if !self.client_acks {
-            if let Some(c) = self.cursors.get(topic) {
-                let (conv, seq) = (c.conv_id.clone(), c.seq);
-                self.record_ack(conv, seq);
+        for c in self.cursors.values_mut() {
+            if c.seq > c.reported {
+                c.reported = c.seq;
+                self.app.acks.record(&self.uid, &c.conv_id, c.seq);
             }
         }
     }
@@ -520,6 +523,7 @@ impl Session {
             }
         }
         self.settle(t, rx).await?;
+        self.auto_ack();
         t.flush().await
     }
 
@@ -597,9 +601,8 @@ impl Session {
                         return Ok(());
                     }
                 }
-                self.emit(t, &m.topic, m.seq, m.text.clone()).await?;
-                self.auto_ack(&m.topic);
-                Ok(())
+                self.emit(t, &m.topic, m.seq, m.text.clone()).await
+
             }
             Outbound::Event(frame) => t.feed(frame, None).await,
             Outbound::Kick(reason) => Err(self.kicked(&reason)),
@@ -651,7 +654,7 @@ impl Session {
                 Metrics::inc(&app.metrics.messages_replayed_total);
             }
         }
-        self.auto_ack(&topic);
+        self.auto_ack();
         Ok(())
     }
 
@@ -694,7 +697,10 @@ impl Session {
 
     /// Records acknowledgements, stops delivery and removes presence.
     async fn leave(&mut self) {
-        self.flush_acks().await;
+        self.auto_ack();
+        if !self.uid.is_empty() {
+            self.app.acks.flush_user(&self.uid, self.cursors.values().map(|c| &c.conv_id)).await;
+        }
         for topic in self.cursors.keys().chain(&self.extra_topics) {
             self.app.hub.leave(topic, self.conn);
         }
