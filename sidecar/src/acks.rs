@@ -30,18 +30,28 @@ use crate::metrics::Metrics;
 /// Redis at most one write per conversation per interval.
 pub const ACK_DELAY: Duration = Duration::from_secs(1);
 
+/// Members of one group written by one script call.
+const MEMBERS_PER_CALL: usize = 1000;
+
 /// Script calls in flight per chunk of a flush: bounds what one flush holds at once.
 const CHUNK: usize = 512;
 
-/// Pending acknowledgements: conversation id (`u:alice`, `g:room`) -> (uid, highest sequence).
-type Table = HashMap<Arc<str>, Vec<(Arc<str>, u64)>>;
+/// Pending acknowledgements: (conversation id (`u:alice`, `g:room`), uid) -> highest sequence.
+type Table = HashMap<(Arc<str>, Arc<str>), u64>;
+
+/// The table is split so that sessions on different worker threads rarely wait for each other.
+const SHARDS: usize = 16;
+
+/// What one flush writes: per conversation, its members' positions.
+type Writes = Vec<(Arc<str>, Vec<(Arc<str>, u64)>)>;
 
 pub struct Acks {
     keys: Keys,
     redis: ConnectionManager,
     metrics: Arc<Metrics>,
-    pending: Mutex<Table>,
-    /// Signalled when `pending` goes from empty to non-empty.
+    shards: [Mutex<Table>; SHARDS],
+    /// Whether anything was recorded since the flusher last looked (it sleeps otherwise).
+    armed: std::sync::atomic::AtomicBool,
     woken: Notify,
 }
 
@@ -49,34 +59,41 @@ impl Acks {
     /// Creates the table and spawns its flusher. On shutdown the node calls [`Acks::flush`]
     /// once its connections have ended, so their last acknowledgements are written too.
     pub fn start(keys: Keys, redis: ConnectionManager, metrics: Arc<Metrics>) -> Arc<Acks> {
-        let acks = Arc::new(Acks { keys, redis, metrics, pending: Mutex::new(HashMap::new()), woken: Notify::new() });
+        let acks = Arc::new(Acks {
+            keys,
+            redis,
+            metrics,
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            armed: std::sync::atomic::AtomicBool::new(false),
+            woken: Notify::new(),
+        });
         let me = acks.clone();
         tokio::spawn(async move {
             loop {
                 me.woken.notified().await;
                 tokio::time::sleep(ACK_DELAY).await;
+                me.armed.store(false, std::sync::atomic::Ordering::Release);
                 me.flush().await;
             }
         });
         acks
     }
 
+    fn shard(&self, conv: &str, uid: &str) -> &Mutex<Table> {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+        (conv, uid).hash(&mut h);
+        &self.shards[h.finish() as usize % SHARDS]
+    }
+
     /// `uid`'s devices have `conv` up to `seq`. Never lowers a pending value.
     pub fn record(&self, uid: &Arc<str>, conv: &Arc<str>, seq: u64) {
-        let was_empty = {
-            let mut table = self.pending.lock().unwrap();
-            let was_empty = table.is_empty();
-            let users = match table.get_mut(conv) {
-                Some(users) => users,
-                None => table.entry(conv.clone()).or_default(),
-            };
-            match users.iter_mut().find(|(u, _)| u == uid) {
-                Some((_, at)) => *at = (*at).max(seq),
-                None => users.push((uid.clone(), seq)),
-            }
-            was_empty
-        };
-        if was_empty {
+        {
+            let mut table = self.shard(conv, uid).lock().unwrap();
+            let at = table.entry((conv.clone(), uid.clone())).or_insert(0);
+            *at = (*at).max(seq);
+        }
+        if !self.armed.swap(true, std::sync::atomic::Ordering::AcqRel) {
             self.woken.notify_one();
         }
     }
@@ -85,31 +102,38 @@ impl Acks {
     /// connection of theirs is closing, and a device that connects right after without cursors
     /// must start after what this one received.
     pub async fn flush_user<'a>(&self, uid: &Arc<str>, convs: impl Iterator<Item = &'a Arc<str>>) {
-        let mine: Vec<(Arc<str>, Vec<(Arc<str>, u64)>)> = {
-            let mut table = self.pending.lock().unwrap();
-            convs
-                .filter_map(|conv| {
-                    let users = table.get_mut(conv)?;
-                    let at = users.iter().position(|(u, _)| u == uid)?;
-                    let entry = users.swap_remove(at);
-                    if users.is_empty() {
-                        table.remove(conv);
-                    }
-                    Some((conv.clone(), vec![entry]))
-                })
-                .collect()
-        };
+        let mine: Writes = convs
+            .filter_map(|conv| {
+                let seq = self.shard(conv, uid).lock().unwrap().remove(&(conv.clone(), uid.clone()))?;
+                Some((conv.clone(), vec![(uid.clone(), seq)]))
+            })
+            .collect();
         self.write(&mine).await;
     }
 
     /// Writes everything pending, and waits until Redis has it.
     pub async fn flush(&self) {
-        let table = std::mem::take(&mut *self.pending.lock().unwrap());
-        let convs: Vec<(Arc<str>, Vec<(Arc<str>, u64)>)> = table.into_iter().collect();
-        self.write(&convs).await;
+        let mut by_conv: HashMap<Arc<str>, Vec<(Arc<str>, u64)>> = HashMap::new();
+        for shard in &self.shards {
+            let table = std::mem::take(&mut *shard.lock().unwrap());
+            for ((conv, uid), seq) in table {
+                by_conv.entry(conv).or_default().push((uid, seq));
+            }
+        }
+        // A big group's members go in slices, so one script call stays short for Redis.
+        let writes: Writes = by_conv
+            .into_iter()
+            .flat_map(|(conv, users)| {
+                users.chunks(MEMBERS_PER_CALL).map(|part| (conv.clone(), part.to_vec())).collect::<Vec<_>>()
+            })
+            .collect();
+        self.write(&writes).await;
     }
 
     async fn write(&self, convs: &[(Arc<str>, Vec<(Arc<str>, u64)>)]) {
+        if convs.is_empty() {
+            return;
+        }
         for chunk in convs.chunks(CHUNK) {
             let calls = chunk.iter().filter_map(|(conv, users)| {
                 let inv = match Conversation::parse(conv).ok()? {
