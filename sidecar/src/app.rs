@@ -117,7 +117,7 @@ impl App {
             .max_write_buffer_size(settings.write_buffer_bytes + 2 * settings.max_frame_bytes.max(64 * 1024))
             .max_message_size(Some(settings.max_frame_bytes))
             .max_frame_size(Some(settings.max_frame_bytes));
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             origins: settings.origins(),
             keys,
             redis,
@@ -133,7 +133,9 @@ impl App {
             send_limits: PerUser::new(settings.rate_limit, settings.rate_burst),
             next_conn: AtomicU64::new(1),
             settings,
-        }))
+        });
+        crate::session::spawn_heartbeats(&app);
+        Ok(app)
     }
 
     pub fn next_conn_id(&self) -> ConnId {

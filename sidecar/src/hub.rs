@@ -26,7 +26,7 @@ use std::collections::HashSet;
 
 use chat_protocol::live::{self, Audience, LiveEvent};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,9 @@ pub enum Outbound {
     Resync,
     /// `chat_bind`: this anonymous connection becomes the session of user `.0`.
     Bind(Arc<str>),
+    /// Time to check the client is alive (one node-wide tick for every connection, instead
+    /// of a timer in each).
+    Heartbeat,
 }
 
 /// A message as announced on a live channel, shared by all local recipients.
@@ -63,13 +66,11 @@ pub struct LiveMessage {
     pub text: Utf8Bytes,
 }
 
-/// A local connection's mailbox.
+/// A local connection's mailbox. When it is full, the connection ends as too slow.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     pub conn: ConnId,
     pub tx: crate::mailbox::Sender,
-    /// Signalled when `tx` was full: the connection must close as too slow.
-    pub overflow: Arc<Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,12 @@ impl Hub {
             next_topic: AtomicU64::new(1),
             metrics,
             node_id,
+        });
+        let watcher = hub.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            watcher.shut_down_all();
         });
         tokio::spawn(supervise(hub.clone(), client, rx, shutdown));
         hub
@@ -242,6 +249,25 @@ impl Hub {
             .collect()
     }
 
+    /// Hands `item` to every local subscriber of `topic` (the broadcast channel reaches every
+    /// connection once).
+    pub fn tell(&self, topic: &str, item: Outbound) {
+        if let Some(t) = self.topics.lock().unwrap().get(topic) {
+            for s in &t.subscribers {
+                offer(s, item.clone());
+            }
+        }
+    }
+
+    /// Tells every local connection that the node is shutting down.
+    fn shut_down_all(&self) {
+        for t in self.topics.lock().unwrap().values() {
+            for s in &t.subscribers {
+                s.tx.shut_down();
+            }
+        }
+    }
+
     fn resync_all(&self) {
         for t in self.topics.lock().unwrap().values() {
             for s in &t.subscribers {
@@ -252,9 +278,8 @@ impl Hub {
 }
 
 fn offer(s: &Subscriber, item: Outbound) {
-    if s.tx.try_send(item).is_err() {
-        s.overflow.notify_one();
-    }
+    // A full mailbox ends its connection by itself (it resumes from its cursors).
+    let _ = s.tx.try_send(item);
 }
 
 /// At most this many commands are merged into one batch (bounds one SUBSCRIBE's size).

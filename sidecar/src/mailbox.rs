@@ -1,36 +1,61 @@
-//! A connection's bounded queue of things from the hub.
+//! A connection's bounded queue of things from the hub, and its two ways of ending.
 //!
 //! Like tokio's bounded mpsc, but it allocates nothing until something is queued and gives
 //! its memory back once drained: an idle connection (the common case by far) then costs a
 //! hundred bytes here instead of a pre-allocated block of slots, and a burst does not leave a
 //! large buffer behind.
+//!
+//! The queue also carries the two reasons a session must stop that do not come from its
+//! client — the queue overflowed (the client is too slow), or the node is shutting down — as
+//! flags that the receiver sees before any queued item. So a session waits on this one queue
+//! and its transport, and needs no further wake-up sources of its own (each costs memory in
+//! every idle connection's task).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::hub::Outbound;
 
+const OVERFLOWED: u8 = 1;
+const SHUT_DOWN: u8 = 2;
+
 struct Shared {
     queue: Mutex<VecDeque<Outbound>>,
     ready: Notify,
     capacity: usize,
+    ended: AtomicU8,
 }
 
 /// The hub's end.
 #[derive(Clone)]
 pub struct Sender(Arc<Shared>);
 
-/// The queue was full; the item was dropped.
+/// The queue was full; the item was dropped and the receiver will see [`Ended::Overflowed`].
 #[derive(Debug)]
 pub struct Full;
+
+/// Why the receiver must stop, ahead of anything still queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Something did not fit: the connection is too slow and resumes from its cursors.
+    Overflowed,
+    /// The node is shutting down.
+    ShutDown,
+}
 
 /// The connection's end.
 pub struct Receiver(Arc<Shared>);
 
 pub fn channel(capacity: usize) -> (Sender, Receiver) {
-    let shared = Arc::new(Shared { queue: Mutex::new(VecDeque::new()), ready: Notify::new(), capacity: capacity.max(1) });
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        ready: Notify::new(),
+        capacity: capacity.max(1),
+        ended: AtomicU8::new(0),
+    });
     (Sender(shared.clone()), Receiver(shared))
 }
 
@@ -45,6 +70,8 @@ impl Sender {
         {
             let mut q = self.0.queue.lock().unwrap();
             if q.len() >= self.0.capacity {
+                drop(q);
+                self.end(OVERFLOWED);
                 return Err(Full);
             }
             q.push_back(item);
@@ -53,26 +80,49 @@ impl Sender {
         self.0.ready.notify_one();
         Ok(())
     }
+
+    /// Tells the receiver the node is shutting down (never refused, unlike an item).
+    pub fn shut_down(&self) {
+        self.end(SHUT_DOWN);
+    }
+
+    fn end(&self, why: u8) {
+        self.0.ended.fetch_or(why, Ordering::AcqRel);
+        self.0.ready.notify_one();
+    }
 }
 
 /// Queues shorter than this keep their buffer; longer ones (after a burst) are freed.
 const KEEP_CAPACITY: usize = 16;
 
 impl Receiver {
-    pub fn try_recv(&mut self) -> Option<Outbound> {
+    fn ended(&self) -> Option<Ended> {
+        match self.0.ended.load(Ordering::Acquire) {
+            0 => None,
+            // A shutdown wins: the client should reconnect elsewhere, not think it is slow.
+            f if f & SHUT_DOWN != 0 => Some(Ended::ShutDown),
+            _ => Some(Ended::Overflowed),
+        }
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Result<Option<Outbound>, Ended> {
+        if let Some(why) = self.ended() {
+            return Err(why);
+        }
         let mut q = self.0.queue.lock().unwrap();
         let item = q.pop_front();
         if q.is_empty() && q.capacity() > KEEP_CAPACITY {
             *q = VecDeque::new();
         }
-        item
+        Ok(item)
     }
 
     /// Waits for the next item. Cancel-safe: an item is only taken when this returns.
-    pub async fn recv(&mut self) -> Outbound {
+    pub async fn recv(&mut self) -> Result<Outbound, Ended> {
         loop {
-            if let Some(item) = self.try_recv() {
-                return item;
+            if let Some(item) = self.try_recv()? {
+                return Ok(item);
             }
             self.0.ready.notified().await;
         }
@@ -84,14 +134,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn delivers_in_order_and_refuses_when_full() {
+    async fn delivers_in_order_and_ends_when_full() {
         let (tx, mut rx) = channel(2);
         tx.try_send(Outbound::Resync).unwrap();
         tx.try_send(Outbound::Kick("a".into())).unwrap();
+        assert!(matches!(rx.recv().await, Ok(Outbound::Resync)));
+        tx.try_send(Outbound::Resync).unwrap();
         assert!(tx.try_send(Outbound::Resync).is_err());
-        assert!(matches!(rx.recv().await, Outbound::Resync));
-        assert!(matches!(rx.try_recv(), Some(Outbound::Kick(_))));
-        assert!(rx.try_recv().is_none());
+        assert_eq!(rx.try_recv().err(), Some(Ended::Overflowed), "seen before what is still queued");
+        assert_eq!(rx.recv().await.err(), Some(Ended::Overflowed));
     }
 
     #[tokio::test]
@@ -100,7 +151,23 @@ mod tests {
         let waiter = tokio::spawn(async move { rx.recv().await });
         tokio::task::yield_now().await;
         tx.try_send(Outbound::Resync).unwrap();
-        assert!(matches!(waiter.await.unwrap(), Outbound::Resync));
+        assert!(matches!(waiter.await.unwrap(), Ok(Outbound::Resync)));
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_reaches_a_waiting_receiver_and_wins_over_an_overflow() {
+        let (tx, mut rx) = channel(1);
+        let waiter = tokio::spawn(async move {
+            let first = rx.recv().await;
+            (first, rx)
+        });
+        tokio::task::yield_now().await;
+        tx.shut_down();
+        let (first, mut rx) = waiter.await.unwrap();
+        assert_eq!(first.err(), Some(Ended::ShutDown));
+        tx.try_send(Outbound::Resync).unwrap();
+        assert!(tx.try_send(Outbound::Resync).is_err());
+        assert_eq!(rx.try_recv().err(), Some(Ended::ShutDown));
     }
 
     #[test]
@@ -109,7 +176,7 @@ mod tests {
         for _ in 0..500 {
             tx.try_send(Outbound::Resync).unwrap();
         }
-        while rx.try_recv().is_some() {}
+        while rx.try_recv().unwrap().is_some() {}
         assert_eq!(tx.0.queue.lock().unwrap().capacity(), 0);
     }
 }

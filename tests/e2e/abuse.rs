@@ -155,3 +155,28 @@ async fn health_and_metrics_answer() {
     let (status, _) = sidecar.get("/ws").await;
     assert_eq!(status, 426, "plain GET on /ws asks for an upgrade");
 }
+
+#[tokio::test]
+async fn heartbeats_keep_a_live_client_and_close_a_silent_one() {
+    use futures_util::StreamExt;
+    let redis = Redis::start();
+    let sidecar = Sidecar::start_with(&redis, &[("CHAT_HEARTBEAT_MS", "200")]);
+    let php = Php::new(&redis);
+    let (mut live, _) = Client::login(&sidecar, &php, "liv").await;
+    // Never read, so it never answers a ping: silent after 2.5 intervals.
+    let (mut silent, _) = Client::login(&sidecar, &php, "sil").await;
+
+    // Reading answers every ping (tungstenite sends the pong), so the live client stays.
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while let Ok(frame) = tokio::time::timeout_at(until, live.ws.next()).await {
+        match frame.expect("connection ended").expect("read error") {
+            Message::Ping(_) => pings += 1,
+            Message::Close(c) => panic!("the live client was closed: {c:?}"),
+            _ => {}
+        }
+    }
+    assert!(pings >= 4, "one ping per 200 ms interval from the node's heartbeat, got {pings} in 1.5 s");
+    assert_eq!(silent.expect_close().await.0, close::TIMEOUT);
+    still_delivers(&php, &mut live, "liv").await;
+}

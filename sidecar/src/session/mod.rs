@@ -1,8 +1,9 @@
 //! One authenticated client session, from its welcome to its end, over any transport.
 //!
-//! A single task owns the session and selects over: frames from the client, items from the
-//! hub (its bounded queue), the overflow signal, heartbeats, the ack deadline and node
-//! shutdown. Delivery keeps a cursor per conversation: a message at `cursor + 1` is sent, an
+//! A single task owns the session and waits on two things: frames from the client, and its
+//! mailbox from the hub (messages and events, node-wide heartbeat ticks, and the overflow and
+//! shutdown flags; see [`crate::mailbox`]). An idle connection costs its task's state, so the
+//! wait is kept small and everything else is boxed. Delivery keeps a cursor per conversation: a message at `cursor + 1` is sent, an
 //! older one is a duplicate and dropped, a newer one means notifications were missed and the
 //! gap is read from the conversation's stream first. So the client sees every message once,
 //! in order — whether it is on a WebSocket, Server-Sent Events or long-polling (see
@@ -28,12 +29,13 @@ use chat_protocol::scripts::ConnInfo;
 use chat_protocol::token::{self, TokenError};
 use chat_protocol::wire::{self, close, ClientFrame, Cursors, ServerFrame};
 use chat_protocol::{Claims, Conversation};
-use tokio::sync::Notify;
+use std::future::Future;
+use std::pin::Pin;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::App;
 use crate::hub::{ConnId, Outbound, Subscriber};
-use crate::mailbox;
+use crate::mailbox::{self, Ended};
 use crate::metrics::Metrics;
 use crate::ratelimit::TokenBucket;
 use crate::streams::{self, Cursor};
@@ -75,7 +77,7 @@ struct Unbound {
     device: String,
     connected_at: u64,
     /// When it is closed if still unbound (`CHAT_ANONYMOUS_TIMEOUT_MS`).
-    deadline: Option<tokio::time::Instant>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// How long a bind reply stays in Redis when the PHP call that waited for it gave up.
@@ -84,9 +86,8 @@ const BIND_REPLY_TTL_MS: u64 = 60_000;
 /// Runs a session to completion, then lets the transport say why it ended. Without `claims`
 /// the session is anonymous until the app binds it (only when `CHAT_ANONYMOUS_CONNECT` is on;
 /// the transports check that).
-pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: Option<Claims>, mut hs: Handshake) {
-    let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue);
-    let overflow = Arc::new(Notify::new());
+pub fn run<T: Transport>(app: Arc<App>, transport: T, conn: ConnId, claims: Option<Claims>, hs: Handshake) -> impl Future<Output = ()> + Send {
+    let (tx, rx) = mailbox::channel(app.settings.outbound_queue);
     let unbound = match claims {
         Some(_) => None,
         None => {
@@ -94,39 +95,52 @@ pub async fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, cl
             Some(Box::new(Unbound {
                 device: hs.device.clone(),
                 connected_at: unix_now_ms(),
-                deadline: (limit > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(limit)),
+                deadline: (limit > 0).then(|| Box::pin(tokio::time::sleep(Duration::from_millis(limit)))),
             }))
         }
     };
+    let bucket = TokenBucket::new(app.settings.rate_limit, app.settings.rate_burst, Instant::now());
     let mut session = Session {
-        sub: Subscriber { conn, tx, overflow: overflow.clone() },
+        sub: Subscriber { conn, tx },
         extra_topics: Vec::new(),
         conn,
         conn_name: conn_name(&app, conn),
         uid: Arc::from(claims.as_ref().map_or("", |c| c.sub.as_str())),
         unbound,
-        app: app.clone(),
+        app,
         cursors: HashMap::new(),
-        bucket: TokenBucket::new(app.settings.rate_limit, app.settings.rate_burst, Instant::now()),
+        bucket,
         strikes: 0,
         client_acks: hs.client_acks,
         stale: HashSet::new(),
     };
-    let t = &mut transport;
-    // Cold paths are boxed so that what an idle connection keeps in memory is only the
-    // serve loop's own state, not the largest of every future it might await.
-    let exit = match Box::pin(session.start(t, &mut rx, &hs.device, hs.cursors.take().unwrap_or_default())).await {
-        Ok(()) => {
-            app.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Metrics::inc(&app.metrics.connections_total);
-            let exit = session.serve(t, rx, &overflow).await;
-            app.metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            exit
-        }
-        Err(exit) => exit,
-    };
-    Box::pin(session.leave()).await;
-    Box::pin(transport.finish(exit)).await;
+    // Only what the start needs, boxed: the claims and the handshake are not kept.
+    let opening = Box::new((hs.device, hs.cursors.unwrap_or_default()));
+    let (mut transport, mut rx) = (transport, rx);
+    // An async block rather than an async fn: it uses what it captured in place, where an
+    // async fn would keep its arguments and the locals they are moved into side by side, for
+    // the whole life of the connection. Cold paths are boxed so that what an idle connection
+    // keeps is only the serve loop's own state, not the largest of every future it might await.
+    async move {
+        let t = &mut transport;
+        let started = {
+            let (device, cursors) = *opening;
+            Box::pin(session.start(t, &mut rx, &device, cursors)).await
+        };
+        let exit = match started {
+            Ok(()) => {
+                let metrics = &session.app.metrics;
+                metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Metrics::inc(&metrics.connections_total);
+                let exit = session.serve(t, rx).await;
+                session.app.metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                exit
+            }
+            Err(exit) => exit,
+        };
+        Box::pin(session.leave()).await;
+        Box::pin(transport.finish(exit)).await;
+    }
 }
 
 struct Session {
@@ -285,31 +299,43 @@ impl Session {
         Ok(())
     }
 
-    async fn serve<T: Transport>(&mut self, t: &mut T, mut rx: Inbox, overflow: &Notify) -> Exit {
-        let app = self.app.clone();
-        let heartbeat = Duration::from_millis(app.settings.heartbeat_ms);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    /// Waits for the client, the hub, or (anonymous only) the bind deadline. The wait keeps
+    /// nothing but these three small futures, and everything it then does is awaited in its own
+    /// state or boxed: what an idle connection holds is the size of this loop's largest state.
+    async fn serve<T: Transport>(&mut self, t: &mut T, mut rx: Inbox) -> Exit {
+        // A shutdown that began before this session joined the hub did not reach its mailbox.
+        if self.app.shutdown.is_cancelled() {
+            return self.ended(Ended::ShutDown);
+        }
         loop {
-            let unbound_until = self.unbound.as_ref().and_then(|u| u.deadline);
-            let step = tokio::select! {
+            let event = tokio::select! {
                 biased;
-                _ = app.shutdown.cancelled() => Err(close_with(close::GOING_AWAY, "server shutting down; reconnect")),
-                _ = overflow.notified() => {
-                    Metrics::inc(&app.metrics.slow_consumer_disconnects_total);
-                    Err(close_with(close::TOO_SLOW, "outbound queue overflow: reconnect and resume"))
-                }
-                inbound = t.recv() => match inbound {
-                    Ok(i) => Box::pin(self.on_inbound(t, i, &mut rx)).await,
-                    Err(exit) => Err(exit),
-                },
-                item = rx.recv() => self.deliver(t, item, &mut rx).await,
-                _ = ticker.tick() => Box::pin(t.heartbeat()).await,
-                _ = tokio::time::sleep_until(unbound_until.unwrap_or_else(tokio::time::Instant::now)), if unbound_until.is_some() => {
-                    Err(close_with(close::AUTH_TIMEOUT, "not bound to a user in time (CHAT_ANONYMOUS_TIMEOUT_MS)"))
-                }
+                inbound = t.recv() => Wake::Client(inbound),
+                item = rx.recv() => Wake::Hub(item),
+                _ = unbound_deadline(&mut self.unbound) => Wake::Unbound,
+            };
+            let step = match event {
+                Wake::Client(Ok(inbound)) => Box::pin(self.on_inbound(t, inbound, &mut rx)).await,
+                Wake::Client(Err(exit)) => Err(exit),
+                // Boxed too: delivery nests the transport's write futures, and inline they would
+                // make every idle connection's task as large as the deepest of them.
+                Wake::Hub(Ok(item)) => Box::pin(self.deliver(t, item, &mut rx)).await,
+                Wake::Hub(Err(ended)) => Err(self.ended(ended)),
+                Wake::Unbound => Err(close_with(close::AUTH_TIMEOUT, "not bound to a user in time (CHAT_ANONYMOUS_TIMEOUT_MS)")),
             };
             if let Err(exit) = step {
                 return exit;
+            }
+        }
+    }
+
+    /// The close for a mailbox that ended.
+    fn ended(&self, why: Ended) -> Exit {
+        match why {
+            Ended::ShutDown => close_with(close::GOING_AWAY, "server shutting down; reconnect"),
+            Ended::Overflowed => {
+                Metrics::inc(&self.app.metrics.slow_consumer_disconnects_total);
+                close_with(close::TOO_SLOW, "outbound queue overflow: reconnect and resume")
             }
         }
     }
@@ -518,8 +544,9 @@ impl Session {
         self.handle(t, first, rx).await?;
         for _ in 0..256 {
             match rx.try_recv() {
-                Some(item) => self.handle(t, item, rx).await?,
-                None => break,
+                Ok(Some(item)) => self.handle(t, item, rx).await?,
+                Ok(None) => break,
+                Err(ended) => return Err(self.ended(ended)),
             }
         }
         self.settle(t, rx).await?;
@@ -570,7 +597,7 @@ impl Session {
     /// During a replay: keeps the queue from overflowing. Messages are dropped (the replay
     /// or a later stream read covers them), events pass, a kick ends the session.
     async fn drain<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox) -> Result<(), Exit> {
-        while let Some(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv().map_err(|ended| self.ended(ended))? {
             match item {
                 Outbound::Message(m) => {
                     if self.cursors.get(&m.topic).is_some_and(|c| m.seq > c.seq) {
@@ -583,6 +610,7 @@ impl Session {
                 Outbound::Joined { group, seq } => Box::pin(self.joined(&group, seq)).await?,
                 Outbound::Left { group } => self.left(&group),
                 Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true)).await?,
+                Outbound::Heartbeat => Box::pin(t.heartbeat()).await?,
             }
         }
         Ok(())
@@ -616,6 +644,7 @@ impl Session {
                 Ok(())
             }
             Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true)).await,
+            Outbound::Heartbeat => Box::pin(t.heartbeat()).await,
         }
     }
 
@@ -707,6 +736,37 @@ impl Session {
         self.app.presence.unregister(self.conn).await;
         tracing::debug!(conn = %self.conn_name, uid = %self.uid, "disconnected");
     }
+}
+
+/// What woke a session.
+enum Wake {
+    Client(Result<Inbound, Exit>),
+    Hub(Result<Outbound, Ended>),
+    Unbound,
+}
+
+/// Completes when an anonymous session's bind deadline passes; never for other sessions.
+async fn unbound_deadline(unbound: &mut Option<Box<Unbound>>) {
+    match unbound.as_mut().and_then(|u| u.deadline.as_mut()) {
+        Some(deadline) => deadline.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ticks every connection's heartbeat from one node-wide timer: through the broadcast channel's
+/// subscribers, which are every session of this node, once each.
+pub fn spawn_heartbeats(app: &Arc<App>) {
+    let every = Duration::from_millis(app.settings.heartbeat_ms);
+    let (hub, topic, shutdown) = (app.hub.clone(), app.keys.broadcast(), app.shutdown.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => hub.tell(&topic, Outbound::Heartbeat),
+            }
+        }
+    });
 }
 
 async fn send_now<T: Transport>(t: &mut T, frame: ServerFrame) -> Result<(), Exit> {
