@@ -7,8 +7,8 @@
 //! same cores. Here sessions only record the highest sequence in one table per node (a short
 //! critical section; nothing allocated for a conversation and user already pending), and one
 //! task writes the table every [`ACK_DELAY`]: one script call per group with all of its local
-//! members (the group's `acked` hash, on the group's slot), one per inbox, pipelined on the
-//! multiplexed connection. An idle node has no timer armed: the flusher waits until the table
+//! members (the group's `acked` hash, on the group's slot), one per inbox, a few at a time (see
+//! [`crate::background`]). An idle node has no timer armed: the flusher waits until the table
 //! is non-empty.
 //!
 //! Acknowledgements are a resume hint, not a delivery guarantee (clients resume from their own
@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_protocol::{scripts, Conversation, Keys};
-use futures_util::future::join_all;
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
@@ -32,9 +31,6 @@ pub const ACK_DELAY: Duration = Duration::from_secs(1);
 
 /// Members of one group written by one script call.
 const MEMBERS_PER_CALL: usize = 1000;
-
-/// Script calls in flight per chunk of a flush: bounds what one flush holds at once.
-const CHUNK: usize = 512;
 
 /// Pending acknowledgements: (conversation id (`u:alice`, `g:room`), uid) -> highest sequence.
 type Table = HashMap<(Arc<str>, Arc<str>), u64>;
@@ -108,7 +104,7 @@ impl Acks {
                 Some((conv.clone(), vec![(uid.clone(), seq)]))
             })
             .collect();
-        self.write(&mine).await;
+        self.write(mine).await;
     }
 
     /// Writes everything pending, and waits until Redis has it.
@@ -127,27 +123,28 @@ impl Acks {
                 users.chunks(MEMBERS_PER_CALL).map(|part| (conv.clone(), part.to_vec())).collect::<Vec<_>>()
             })
             .collect();
-        self.write(&writes).await;
+        self.write(writes).await;
     }
 
-    async fn write(&self, convs: &[(Arc<str>, Vec<(Arc<str>, u64)>)]) {
+    async fn write(&self, convs: Writes) {
         if convs.is_empty() {
             return;
         }
-        for chunk in convs.chunks(CHUNK) {
-            let calls = chunk.iter().filter_map(|(conv, users)| {
-                let inv = match Conversation::parse(conv).ok()? {
-                    Conversation::Group(group) => scripts::ack_group(&self.keys, &group, users),
-                    inbox => scripts::ack(&self.keys, &users.first()?.0, &inbox, users.iter().map(|u| u.1).max()?),
-                };
-                let mut redis = self.redis.clone();
-                Some(async move { inv.invoke_async::<()>(&mut redis).await })
-            });
-            let failures = join_all(calls).await.into_iter().filter(|r| r.is_err()).count();
-            if failures > 0 {
-                self.metrics.redis_errors_total.fetch_add(failures as u64, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(failures, "acknowledged positions not recorded for some conversations; later acks cover them");
-            }
+        // Owned items and an owning closure: the invocations are built as they are sent, and
+        // the flusher's future stays Send.
+        let (keys, redis) = (self.keys.clone(), self.redis.clone());
+        let calls = convs.into_iter().filter_map(move |(conv, users)| {
+            let inv = match Conversation::parse(&conv).ok()? {
+                Conversation::Group(group) => scripts::ack_group(&keys, &group, &users),
+                inbox => scripts::ack(&keys, &users.first()?.0, &inbox, users.iter().map(|u| u.1).max()?),
+            };
+            let mut redis = redis.clone();
+            Some(async move { inv.invoke_async::<()>(&mut redis).await })
+        });
+        let failures = crate::background::run_all(calls).await;
+        if failures > 0 {
+            self.metrics.redis_errors_total.fetch_add(failures as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(failures, "acknowledged positions not recorded for some conversations; later acks cover them");
         }
     }
 }

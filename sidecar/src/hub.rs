@@ -249,11 +249,11 @@ impl Hub {
             .collect()
     }
 
-    /// Hands `item` to every local subscriber of `topic` (the broadcast channel reaches every
-    /// connection once).
-    pub fn tell(&self, topic: &str, item: Outbound) {
+    /// Hands `item` to the local subscribers of `topic` that `pick` chooses (the broadcast
+    /// channel reaches every connection once).
+    pub fn tell(&self, topic: &str, item: Outbound, pick: impl Fn(ConnId) -> bool) {
         if let Some(t) = self.topics.lock().unwrap().get(topic) {
-            for s in &t.subscribers {
+            for s in t.subscribers.iter().filter(|s| pick(s.conn)) {
                 offer(s, item.clone());
             }
         }

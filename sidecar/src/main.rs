@@ -3,6 +3,7 @@
 
 mod acks;
 mod app;
+mod background;
 mod config;
 mod http;
 mod hub;
@@ -63,6 +64,13 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
     println!("chat-sidecar listening on {addr}");
     tracing::info!(%addr, "listening");
     let stop = shutdown.clone();
+    // Frames are small and latency matters: without TCP_NODELAY a frame written while the
+    // previous one is unacknowledged waits for the client's delayed ACK (up to 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http::router(app.clone()))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;

@@ -176,19 +176,19 @@ impl Presence {
     }
 
     async fn refresh_all(&self) {
-        let entries: Vec<_> = self.local.lock().unwrap().values().cloned().collect();
-        // The multiplexed connection pipelines these on the wire; chunks bound the memory.
-        for chunk in entries.chunks(512) {
-            let calls = chunk.iter().map(|(uid, info)| {
-                let mut redis = self.redis.clone();
-                let inv = scripts::register(&self.keys, uid, info, self.ttl_ms, false);
-                async move { inv.invoke_async::<u64>(&mut redis).await }
-            });
-            let failures = join_all(calls).await.into_iter().filter(|r| r.is_err()).count();
-            if failures > 0 {
-                self.metrics.redis_errors_total.fetch_add(failures as u64, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(failures, "presence refresh failed for some connections");
-            }
+        let entries: Vec<Registered> = self.local.lock().unwrap().values().cloned().collect();
+        // Built as they are sent (owned items, an owning closure: the future stays Send), so
+        // 20,000 connections do not mean 20,000 invocations built in one go on a worker.
+        let (keys, redis, ttl) = (self.keys.clone(), self.redis.clone(), self.ttl_ms);
+        let calls = entries.into_iter().map(move |(uid, info)| {
+            let mut redis = redis.clone();
+            let inv = scripts::register(&keys, &uid, &info, ttl, false);
+            async move { inv.invoke_async::<u64>(&mut redis).await }
+        });
+        let failures = crate::background::run_all(calls).await;
+        if failures > 0 {
+            self.metrics.redis_errors_total.fetch_add(failures as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(failures, "presence refresh failed for some connections");
         }
     }
 

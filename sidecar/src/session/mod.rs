@@ -753,17 +753,22 @@ async fn unbound_deadline(unbound: &mut Option<Box<Unbound>>) {
     }
 }
 
-/// Ticks every connection's heartbeat from one node-wide timer: through the broadcast channel's
-/// subscribers, which are every session of this node, once each.
+/// A heartbeat interval is split into this many slots; each tick serves one slot's connections.
+const HEARTBEAT_SLOTS: u64 = 16;
+
+/// Ticks every connection's heartbeat from one node-wide timer, through the broadcast channel's
+/// subscribers (every session of this node, once each). Spread over the interval: pinging
+/// 10,000 connections at once, and reading their 10,000 pongs, stalled delivery for tens of
+/// milliseconds every interval.
 pub fn spawn_heartbeats(app: &Arc<App>) {
-    let every = Duration::from_millis(app.settings.heartbeat_ms);
+    let every = Duration::from_millis(app.settings.heartbeat_ms) / HEARTBEAT_SLOTS as u32;
     let (hub, topic, shutdown) = (app.hub.clone(), app.keys.broadcast(), app.shutdown.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
+        for slot in (0..HEARTBEAT_SLOTS).cycle() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => hub.tell(&topic, Outbound::Heartbeat),
+                _ = tick.tick() => hub.tell(&topic, Outbound::Heartbeat, |conn| conn % HEARTBEAT_SLOTS == slot),
             }
         }
     });
