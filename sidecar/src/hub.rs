@@ -6,8 +6,9 @@
 //! cursor cannot miss a message published in between.
 //!
 //! Each notification is parsed once per node and the envelope bytes are shared (`Arc`) by
-//! every local recipient. Recipients have bounded queues; a full queue flags the connection
-//! as too slow instead of growing memory.
+//! every local recipient. Notifications that arrived together are handed over together: one
+//! lock and one wake-up per subscriber for the lot. Recipients have bounded queues; a full
+//! queue flags the connection as too slow instead of growing memory.
 //!
 //! A payload may be addressed to some connections only (`@ids` / `!ids`, see
 //! [`chat_protocol::live`]): client ids are `<node id>-<ConnId>`, so the hub keeps this node's
@@ -25,7 +26,7 @@ use std::time::Duration;
 use std::collections::HashSet;
 
 use chat_protocol::live::{self, Audience, LiveEvent};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -166,30 +167,63 @@ impl Hub {
         }
     }
 
-    fn dispatch(&self, channel: &str, payload: &[u8]) {
+    /// Hands a batch of notifications (what the pub/sub connection had ready) to the local
+    /// subscribers. Consecutive notifications of one channel reach each subscriber with one
+    /// lock and one wake-up: under load a session then writes many frames per system call, and
+    /// a lone notification is not delayed at all (a batch is only what had already arrived).
+    fn dispatch(&self, batch: &[redis::Msg]) {
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            let channel = first.get_channel_name();
+            let run = rest.iter().take_while(|m| m.get_channel_name() == channel).count();
+            self.dispatch_run(channel, &rest[..run]);
+            rest = &rest[run..];
+        }
+    }
+
+    fn dispatch_run(&self, channel: &str, msgs: &[redis::Msg]) {
+        let topics = self.topics.lock().unwrap();
+        let Some(t) = topics.get(channel) else { return };
+        let items: Vec<(Option<(bool, HashSet<ConnId>)>, Outbound)> =
+            msgs.iter().filter_map(|m| self.parse(t, m.get_payload_bytes())).collect();
+        if items.is_empty() {
+            return;
+        }
+        for s in &t.subscribers {
+            let admitted = items.iter().filter(|(audience, _)| match audience {
+                None => true,
+                Some((only, ids)) => ids.contains(&s.conn) == *only,
+            });
+            // A full mailbox ends its connection by itself (it resumes from its cursors).
+            let _ = s.tx.send_all(admitted.map(|(_, item)| item.clone()));
+        }
+    }
+
+    /// What a notification on topic `t` means for its subscribers, and to which of them it
+    /// goes (`None`: all; `Some((true, ids))`: only those; `Some((false, ids))`: all but those).
+    fn parse(&self, t: &Topic, payload: &[u8]) -> Option<(Option<(bool, HashSet<ConnId>)>, Outbound)> {
+        let channel = &*t.name;
         let (audience, payload) = match live::split_audience(payload) {
             Ok(split) => split,
             Err(e) => {
                 tracing::warn!(channel, error = %e, "ignoring notification");
-                return;
+                return None;
             }
         };
-        // Addressed to connections of other nodes only: nothing to do here.
         let audience = audience.map(|a| (matches!(a, Audience::Only(_)), self.local_conns(a)));
+        // Addressed to connections of other nodes only: nothing to do here.
         if let Some((true, ids)) = &audience {
             if ids.is_empty() {
-                return;
+                return None;
             }
         }
         let event = match LiveEvent::parse(payload) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(channel, error = %e, "ignoring notification");
-                return;
+                return None;
             }
         };
-        let topics = self.topics.lock().unwrap();
-        let Some(t) = topics.get(channel) else { return };
         let item = match event {
             LiveEvent::Message { seq, envelope } => Outbound::Message(Arc::new(LiveMessage {
                 topic: t.name.clone(),
@@ -204,19 +238,11 @@ impl Hub {
             // anonymous connection of the channel at once.
             LiveEvent::Bind { .. } if !matches!(audience, Some((true, _))) => {
                 tracing::warn!(channel, "ignoring a bind event not addressed to a connection");
-                return;
+                return None;
             }
             LiveEvent::Bind { uid } => Outbound::Bind(Arc::from(uid)),
         };
-        for s in &t.subscribers {
-            let admitted = match &audience {
-                None => true,
-                Some((only, ids)) => ids.contains(&s.conn) == *only,
-            };
-            if admitted {
-                offer(s, item.clone());
-            }
-        }
+        Some((audience, item))
     }
 
     /// The connections of this node among an audience's client ids.
@@ -407,8 +433,18 @@ async fn supervise(
 
         let reader_hub = hub.clone();
         let mut reader = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(msg) = stream.next().await {
-                reader_hub.dispatch(msg.get_channel_name(), msg.get_payload_bytes());
+                batch.push(msg);
+                // Whatever else has already arrived, without waiting for more.
+                while batch.len() < MAX_BATCH {
+                    match stream.next().now_or_never() {
+                        Some(Some(msg)) => batch.push(msg),
+                        _ => break,
+                    }
+                }
+                reader_hub.dispatch(&batch);
+                batch.clear();
             }
         });
         loop {

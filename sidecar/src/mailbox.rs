@@ -67,17 +67,32 @@ impl std::fmt::Debug for Sender {
 
 impl Sender {
     pub fn try_send(&self, item: Outbound) -> Result<(), Full> {
+        self.send_all(std::iter::once(item))
+    }
+
+    /// Queues every item in order, then wakes the receiver once.
+    pub fn send_all(&self, items: impl Iterator<Item = Outbound>) -> Result<(), Full> {
+        let mut queued = false;
+        let mut full = false;
         {
             let mut q = self.0.queue.lock().unwrap();
-            if q.len() >= self.0.capacity {
-                drop(q);
-                self.end(OVERFLOWED);
-                return Err(Full);
+            for item in items {
+                if q.len() >= self.0.capacity {
+                    full = true;
+                    break;
+                }
+                q.push_back(item);
+                queued = true;
             }
-            q.push_back(item);
         }
-        // Stores a permit when the receiver is not waiting yet, so no wake-up is lost.
-        self.0.ready.notify_one();
+        if full {
+            self.end(OVERFLOWED);
+            return Err(Full);
+        }
+        if queued {
+            // Stores a permit when the receiver is not waiting yet, so no wake-up is lost.
+            self.0.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -143,6 +158,16 @@ mod tests {
         assert!(tx.try_send(Outbound::Resync).is_err());
         assert_eq!(rx.try_recv().err(), Some(Ended::Overflowed), "seen before what is still queued");
         assert_eq!(rx.recv().await.err(), Some(Ended::Overflowed));
+    }
+
+    #[tokio::test]
+    async fn a_batch_arrives_in_order_and_ends_the_queue_if_it_does_not_fit() {
+        let (tx, mut rx) = channel(3);
+        tx.send_all([Outbound::Resync, Outbound::Kick("a".into())].into_iter()).unwrap();
+        assert!(matches!(rx.recv().await, Ok(Outbound::Resync)));
+        assert!(matches!(rx.try_recv(), Ok(Some(Outbound::Kick(_)))));
+        assert!(tx.send_all((0..4).map(|_| Outbound::Resync)).is_err());
+        assert_eq!(rx.try_recv().err(), Some(Ended::Overflowed));
     }
 
     #[tokio::test]

@@ -65,3 +65,85 @@ pub async fn read_after(
         })
         .collect())
 }
+
+/// A session's cursors by live channel: a small vector, not a hash map. Sessions hold one to a
+/// few conversations, and the lookup on every delivered message is then a pointer compare (the
+/// hub hands over the same `Arc` the join returned) instead of hashing the channel name.
+#[derive(Debug, Default)]
+pub struct CursorMap(Vec<(Arc<str>, Cursor)>);
+
+impl CursorMap {
+    fn position(&self, topic: &str) -> Option<usize> {
+        let ptr = topic.as_ptr();
+        self.0.iter().position(|(t, _)| t.as_ptr() == ptr && t.len() == topic.len()).or_else(|| self.0.iter().position(|(t, _)| **t == *topic))
+    }
+
+    pub fn get(&self, topic: &str) -> Option<&Cursor> {
+        self.position(topic).map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, topic: &str) -> Option<&mut Cursor> {
+        self.position(topic).map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, topic: &str) -> bool {
+        self.position(topic).is_some()
+    }
+
+    /// Adds or replaces the cursor of `topic`.
+    pub fn insert(&mut self, topic: Arc<str>, cursor: Cursor) {
+        match self.position(&topic) {
+            Some(i) => self.0[i].1 = cursor,
+            None => self.0.push((topic, cursor)),
+        }
+    }
+
+    pub fn remove_entry(&mut self, topic: &str) -> Option<(Arc<str>, Cursor)> {
+        self.position(topic).map(|i| self.0.swap_remove(i))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.0.iter().map(|(t, _)| t)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Cursor> {
+        self.0.iter().map(|(_, c)| c)
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Cursor> {
+        self.0.iter_mut().map(|(_, c)| c)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Arc<str>, &mut Cursor)> {
+        self.0.iter_mut().map(|(t, c)| (&*t, c))
+    }
+}
+
+impl std::ops::Index<&str> for CursorMap {
+    type Output = Cursor;
+
+    fn index(&self, topic: &str) -> &Cursor {
+        self.get(topic).expect("a cursor of this session")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cursors_by_the_same_arc_or_an_equal_name() {
+        let keys = Keys::new("chat");
+        let mut map = CursorMap::default();
+        let inbox: Arc<str> = Arc::from("chat:{u:a}:live");
+        map.insert(inbox.clone(), Cursor::new(&keys, Conversation::Inbox("a".into())));
+        map.insert(Arc::from("chat:{g:x}:live"), Cursor::new(&keys, Conversation::Group("x".into())));
+        map.get_mut(&inbox).unwrap().seq = 7;
+        assert_eq!(map.get("chat:{u:a}:live").map(|c| c.seq), Some(7), "an equal name from elsewhere");
+        assert!(map.contains_key("chat:{g:x}:live"));
+        let (topic, _) = map.remove_entry("chat:{g:x}:live").unwrap();
+        assert_eq!(&*topic, "chat:{g:x}:live");
+        assert!(map.get("chat:{g:x}:live").is_none());
+        assert_eq!(map.keys().count(), 1);
+    }
+}

@@ -38,7 +38,7 @@ use crate::hub::{ConnId, Outbound, Subscriber};
 use crate::mailbox::{self, Ended};
 use crate::metrics::Metrics;
 use crate::ratelimit::TokenBucket;
-use crate::streams::{self, Cursor};
+use crate::streams::{self, Cursor, CursorMap};
 use crate::transport::{close_with, Exit, Inbound, Transport};
 use actions::{Actor, Known};
 
@@ -108,10 +108,11 @@ pub fn run<T: Transport>(app: Arc<App>, transport: T, conn: ConnId, claims: Opti
         uid: Arc::from(claims.as_ref().map_or("", |c| c.sub.as_str())),
         unbound,
         app,
-        cursors: HashMap::new(),
+        cursors: CursorMap::default(),
         bucket,
         strikes: 0,
         client_acks: hs.client_acks,
+        delivered: 0,
         stale: HashSet::new(),
     };
     // Only what the start needs, boxed: the claims and the handshake are not kept.
@@ -152,13 +153,15 @@ struct Session {
     unbound: Option<Box<Unbound>>,
     app: Arc<App>,
     /// Live channel -> where this client stands in that conversation.
-    cursors: HashMap<Arc<str>, Cursor>,
+    cursors: CursorMap,
     bucket: TokenBucket,
     /// Frames refused in a row by the rate limit.
     strikes: u32,
     /// The client sends `ack` frames; otherwise what was handed to the transport counts as
     /// acknowledged. Either way [`crate::acks::Acks`] batches them node-wide.
     client_acks: bool,
+    /// Messages handed to the transport since the last [`Session::report`].
+    delivered: u64,
     /// Conversations whose live notifications were dropped during a replay; their streams
     /// are read again before anything else is delivered.
     stale: HashSet<Arc<str>>,
@@ -515,9 +518,13 @@ impl Session {
         }
     }
 
-    /// In automatic mode a write counts as the acknowledgement: reports every cursor that
-    /// moved since the last report (once per delivered batch, not per message).
-    fn auto_ack(&mut self) {
+    /// After a batch: counts what it delivered and, in automatic mode (where a write counts
+    /// as the acknowledgement), reports every cursor that moved. Once per batch rather than per
+    /// message: both touch state shared by every connection of the node.
+    fn report(&mut self) {
+        if self.delivered > 0 {
+            self.app.metrics.messages_delivered_total.fetch_add(std::mem::take(&mut self.delivered), std::sync::atomic::Ordering::Relaxed);
+        }
         if self.client_acks {
             return;
         }
@@ -535,7 +542,7 @@ impl Session {
         c.seq = seq;
         let ids = T::TRACKS_CURSORS.then(|| self.snapshot());
         t.feed(text, ids).await?;
-        Metrics::inc(&self.app.metrics.messages_delivered_total);
+        self.delivered += 1;
         Ok(())
     }
 
@@ -550,7 +557,7 @@ impl Session {
             }
         }
         self.settle(t, rx).await?;
-        self.auto_ack();
+        self.report();
         t.flush().await
     }
 
@@ -683,7 +690,7 @@ impl Session {
                 Metrics::inc(&app.metrics.messages_replayed_total);
             }
         }
-        self.auto_ack();
+        self.report();
         Ok(())
     }
 
@@ -726,7 +733,7 @@ impl Session {
 
     /// Records acknowledgements, stops delivery and removes presence.
     async fn leave(&mut self) {
-        self.auto_ack();
+        self.report();
         if !self.uid.is_empty() {
             self.app.acks.flush_user(&self.uid, self.cursors.values().map(|c| &c.conv_id)).await;
         }
