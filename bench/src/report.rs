@@ -159,6 +159,9 @@ fn rows(r: &Results) -> Vec<Row> {
         let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
         let (pb, fb) = (best(&p.php_per_s), best(&p.floor_per_s));
         out.push(row(scen.clone(), "calls/s, best round", k(pb), format!("floor {}", k(fb)), format!("{:.0}%", pb / fb.max(1e-9) * 100.0), ">=80% of floor", yes(pb >= 0.8 * fb)));
+        if p.ceiling_4_clients > 0.0 {
+            out.push(row(scen.clone(), "same script, 4 redis-benchmark clients (ceiling of 3)", format!("{}/s", k(p.ceiling_4_clients)), dash(), dash(), "-", "-"));
+        }
         if !p.same_script {
             out.push(row(scen, "same script as push.lua", "NO: rebuild the extension".into(), dash(), dash(), "-", "-"));
         }

@@ -175,6 +175,10 @@ pub struct PushRate {
     pub command: Vec<String>,
     /// Whether protocol/lua/push.lua (SCRIPT LOAD) has the SHA the extension called.
     pub same_script: bool,
+    /// The same EVALSHA from four redis-benchmark clients at once, calls/s: what Redis on this
+    /// machine takes from four producers with nothing delivering — the ceiling of scenario 3.
+    #[serde(default)]
+    pub ceiling_4_clients: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -679,6 +683,27 @@ fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
+/// Calls/s of `command` from `clients` redis-benchmark clients without pipelining.
+async fn redis_benchmark(redis: &Redis, clients: usize, calls: usize, command: &[String]) -> anyhow::Result<f64> {
+    let out = crate::procs::command("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &redis.port.to_string(), "-c", &clients.to_string(), "-P", "1", "-n", &calls.to_string(), "-q"])
+        .args(command)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .context("redis-benchmark not found: run `make deps` (package redis-tools)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = text
+        .rsplit(['\r', '\n'])
+        .find_map(|l| l.find(" requests per second").map(|i| l[..i].rsplit(' ').next().unwrap_or("").to_owned()))
+        .and_then(|n| n.parse::<f64>().ok());
+    match rate {
+        Some(r) if out.status.success() => Ok(r),
+        _ => bail!("redis-benchmark printed no rate ({}): {text} {}", out.status, String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
 pub async fn push_rate(env: &Env, redis: &Redis, plan: &Plan) -> anyhow::Result<PushRate> {
     flush(redis).await?;
     let php = Php::new(env, redis, NS_CHAT);
@@ -690,24 +715,9 @@ pub async fn push_rate(env: &Env, redis: &Redis, plan: &Plan) -> anyhow::Result<
     for _ in 0..plan.push_rounds {
         let v = php.run_json("push_rate.php", &["rb".into(), plan.push_calls.to_string()]).await?;
         php_rates.push(v["calls"].as_f64().unwrap_or(0.0) / (v["ns"].as_f64().unwrap_or(1.0) / 1e9));
-        let out = crate::procs::command("redis-benchmark")
-            .args(["-h", "127.0.0.1", "-p", &redis.port.to_string(), "-c", "1", "-P", "1", "-n", &plan.push_calls.to_string(), "-q"])
-            .args(&command)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .output()
-            .await
-            .context("redis-benchmark not found: run `make deps` (package redis-tools)")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let rate = text
-            .rsplit(['\r', '\n'])
-            .find_map(|l| l.find(" requests per second").map(|i| l[..i].rsplit(' ').next().unwrap_or("").to_owned()))
-            .and_then(|n| n.parse::<f64>().ok());
-        match rate {
-            Some(r) if out.status.success() => floor_rates.push(r),
-            _ => bail!("redis-benchmark printed no rate ({}): {text} {}", out.status, String::from_utf8_lossy(&out.stderr)),
-        }
+        floor_rates.push(redis_benchmark(redis, 1, plan.push_calls, &command).await?);
     }
+    let ceiling_4_clients = redis_benchmark(redis, 4, plan.push_calls * 4, &command).await?;
     let (pm, fm) = (median(&php_rates), median(&floor_rates));
     Ok(PushRate {
         calls: plan.push_calls,
@@ -718,6 +728,7 @@ pub async fn push_rate(env: &Env, redis: &Redis, plan: &Plan) -> anyhow::Result<
         floor_median: fm,
         ratio: pm / fm,
         command,
+        ceiling_4_clients,
         same_script,
     })
 }
