@@ -33,7 +33,9 @@ pub const ACK_DELAY: Duration = Duration::from_secs(1);
 const MEMBERS_PER_CALL: usize = 1000;
 
 /// Pending acknowledgements: (conversation id (`u:alice`, `g:room`), uid) -> highest sequence.
-type Table = HashMap<(Arc<str>, Arc<str>), u64>;
+/// Hashed with foldhash: every delivered batch records here, and SipHash's resistance to
+/// chosen keys buys nothing for ids the node already holds.
+type Table = HashMap<(Arc<str>, Arc<str>), u64, foldhash::fast::RandomState>;
 
 /// The table is split so that sessions on different worker threads rarely wait for each other.
 const SHARDS: usize = 16;
@@ -46,6 +48,8 @@ pub struct Acks {
     redis: ConnectionManager,
     metrics: Arc<Metrics>,
     shards: [Mutex<Table>; SHARDS],
+    /// Picks a shard.
+    spread: foldhash::fast::FixedState,
     /// Whether anything was recorded since the flusher last looked (it sleeps otherwise).
     armed: std::sync::atomic::AtomicBool,
     woken: Notify,
@@ -59,7 +63,8 @@ impl Acks {
             keys,
             redis,
             metrics,
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
+            spread: foldhash::fast::FixedState::default(),
             armed: std::sync::atomic::AtomicBool::new(false),
             woken: Notify::new(),
         });
@@ -76,10 +81,8 @@ impl Acks {
     }
 
     fn shard(&self, conv: &str, uid: &str) -> &Mutex<Table> {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
-        (conv, uid).hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+        use std::hash::BuildHasher;
+        &self.shards[self.spread.hash_one((conv, uid)) as usize % SHARDS]
     }
 
     /// `uid`'s devices have `conv` up to `seq`. Never lowers a pending value.

@@ -1,5 +1,6 @@
 //! WebSocket transport (`/ws`): frames are WebSocket text frames, liveness is ping/pong.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,16 +97,31 @@ impl WsTransport {
     }
 }
 
+/// Runs a write, bounded by `limit` only if it does not complete at once. Almost every write
+/// does (the socket buffer has room), and then no timer is created: a deadline per frame would
+/// read the clock and build a timer entry for every frame of every recipient.
+async fn bounded<F>(limit: Duration, write: F) -> Result<Result<(), WsError>, tokio::time::error::Elapsed>
+where
+    F: Future<Output = Result<(), WsError>>,
+{
+    let mut write = std::pin::pin!(write);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(r) = first {
+        return Ok(r);
+    }
+    Box::pin(tokio::time::timeout(limit, write)).await
+}
+
 impl Transport for WsTransport {
     const KIND: &'static str = "websocket";
 
     async fn feed(&mut self, frame: Utf8Bytes, _cursors: Option<Cursors>) -> Result<(), Exit> {
-        let r = tokio::time::timeout(self.write_timeout, self.ws.feed(Message::Text(frame))).await;
+        let r = bounded(self.write_timeout, self.ws.feed(Message::Text(frame))).await;
         self.io(r)
     }
 
     async fn flush(&mut self) -> Result<(), Exit> {
-        let r = tokio::time::timeout(self.write_timeout, self.ws.flush()).await;
+        let r = bounded(self.write_timeout, self.ws.flush()).await;
         self.io(r)
     }
 
@@ -131,7 +147,7 @@ impl Transport for WsTransport {
         if self.last_heard.elapsed() > self.heartbeat * 5 / 2 {
             return Err(close_with(close::TIMEOUT, "no frames from client; reconnect"));
         }
-        let r = tokio::time::timeout(self.write_timeout, self.ws.feed(Message::Ping(Default::default()))).await;
+        let r = bounded(self.write_timeout, self.ws.feed(Message::Ping(Default::default()))).await;
         self.io(r)?;
         self.flush().await
     }
