@@ -11,7 +11,6 @@ pub struct Cursor {
     pub conv: Conversation,
     /// `conv` as on the wire (`u:alice`); shared with the node's pending acknowledgements.
     pub conv_id: Arc<str>,
-    pub stream_key: String,
     /// Last sequence number delivered to the client.
     pub seq: u64,
     /// Where this session started the conversation (its welcome cursor, or the join point of a
@@ -23,8 +22,8 @@ pub struct Cursor {
 
 impl Cursor {
     /// A cursor before the conversation's first message.
-    pub fn new(keys: &Keys, conv: Conversation) -> Self {
-        Cursor { conv_id: Arc::from(conv.to_string()), stream_key: keys.stream(&conv), conv, seq: 0, start: 0, reported: 0 }
+    pub fn new(conv: Conversation) -> Self {
+        Cursor { conv_id: Arc::from(conv.to_string()), conv, seq: 0, start: 0, reported: 0 }
     }
 
     /// Starts delivery after `seq`.
@@ -76,6 +75,12 @@ impl CursorMap {
     fn position(&self, topic: &str) -> Option<usize> {
         let ptr = topic.as_ptr();
         self.0.iter().position(|(t, _)| t.as_ptr() == ptr && t.len() == topic.len()).or_else(|| self.0.iter().position(|(t, _)| **t == *topic))
+    }
+
+    /// Room for `n` more cursors and no more (a vector's first growth would make room for
+    /// four, some 400 bytes for a session that holds only its inbox).
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.0.reserve_exact(n);
     }
 
     pub fn get(&self, topic: &str) -> Option<&Cursor> {
@@ -133,11 +138,10 @@ mod tests {
 
     #[test]
     fn finds_cursors_by_the_same_arc_or_an_equal_name() {
-        let keys = Keys::new("chat");
         let mut map = CursorMap::default();
         let inbox: Arc<str> = Arc::from("chat:{u:a}:live");
-        map.insert(inbox.clone(), Cursor::new(&keys, Conversation::Inbox("a".into())));
-        map.insert(Arc::from("chat:{g:x}:live"), Cursor::new(&keys, Conversation::Group("x".into())));
+        map.insert(inbox.clone(), Cursor::new(Conversation::Inbox("a".into())));
+        map.insert(Arc::from("chat:{g:x}:live"), Cursor::new(Conversation::Group("x".into())));
         map.get_mut(&inbox).unwrap().seq = 7;
         assert_eq!(map.get("chat:{u:a}:live").map(|c| c.seq), Some(7), "an equal name from elsewhere");
         assert!(map.contains_key("chat:{g:x}:live"));

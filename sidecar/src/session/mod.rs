@@ -102,9 +102,8 @@ pub fn run<T: Transport>(app: Arc<App>, transport: T, conn: ConnId, claims: Opti
     let bucket = TokenBucket::new(app.settings.rate_limit, app.settings.rate_burst, Instant::now());
     let mut session = Session {
         sub: Subscriber { conn, tx },
-        extra_topics: Vec::new(),
+        broadcast: None,
         conn,
-        conn_name: conn_name(&app, conn),
         uid: Arc::from(claims.as_ref().map_or("", |c| c.sub.as_str())),
         unbound,
         app,
@@ -146,7 +145,6 @@ pub fn run<T: Transport>(app: Arc<App>, transport: T, conn: ConnId, claims: Opti
 
 struct Session {
     conn: ConnId,
-    conn_name: String,
     /// The user; empty while the connection is anonymous.
     uid: Arc<str>,
     /// Set while anonymous (boxed: token sessions pay one pointer for it).
@@ -167,11 +165,17 @@ struct Session {
     stale: HashSet<Arc<str>>,
     /// This connection's mailbox, to join more conversations later (groups joined live).
     sub: Subscriber,
-    /// Channels joined that are not conversations (broadcast).
-    extra_topics: Vec<Arc<str>>,
+    /// The broadcast channel, once joined (every session joins it; it is not a conversation).
+    broadcast: Option<Arc<str>>,
 }
 
 impl Session {
+    /// This connection's client id, built when needed (a stored copy would cost every idle
+    /// connection an allocation).
+    fn conn_name(&self) -> String {
+        conn_name(&self.app, self.conn)
+    }
+
     fn anonymous(&self) -> bool {
         self.unbound.is_some()
     }
@@ -181,7 +185,7 @@ impl Session {
     async fn start<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, device: &str, requested: Cursors) -> Result<(), Exit> {
         let app = self.app.clone();
         let broadcast = app.hub.join(&app.keys.broadcast(), self.sub.clone()).await.map_err(|e| backend_down(&app, "subscribe failed", &e))?;
-        self.extra_topics.push(broadcast);
+        self.broadcast = Some(broadcast);
         if let Some(unbound) = &self.unbound {
             let info = self.conn_info(T::KIND, device, unbound.connected_at);
             app.presence
@@ -190,7 +194,7 @@ impl Session {
                 .map_err(|e| backend_down(&app, "cannot register an anonymous connection", &e))?;
             // Cursors the client sent are of no conversation of its (none yet).
             send_now(t, self.welcome(Cursors::new())).await?;
-            tracing::debug!(conn = %self.conn_name, transport = T::KIND, "connected anonymously");
+            tracing::debug!(conn = %self.conn_name(), transport = T::KIND, "connected anonymously");
             return Ok(());
         }
         self.open_user(t, rx, device, unix_now_ms(), requested, false).await
@@ -198,7 +202,7 @@ impl Session {
 
     fn conn_info(&self, transport: &str, device: &str, connected_at: u64) -> ConnInfo {
         ConnInfo {
-            id: self.conn_name.clone(),
+            id: self.conn_name(),
             node: self.app.settings.node_id.clone(),
             device: device.to_owned(),
             transport: transport.into(),
@@ -209,7 +213,7 @@ impl Session {
     fn welcome(&self, cursors: Cursors) -> ServerFrame {
         ServerFrame::Welcome {
             uid: (!self.uid.is_empty()).then(|| self.uid.to_string()),
-            conn: self.conn_name.clone(),
+            conn: self.conn_name(),
             node: self.app.settings.node_id.clone(),
             heartbeat_ms: self.app.settings.heartbeat_ms,
             max_frame_bytes: self.app.settings.max_frame_bytes,
@@ -244,12 +248,13 @@ impl Session {
         let channels: Vec<String> = convs.iter().map(|(conv, _)| app.keys.live(conv)).collect();
         let joins = futures_util::future::join_all(channels.iter().map(|c| app.hub.join(c, self.sub.clone()))).await;
         let mut opened = Vec::with_capacity(convs.len());
+        self.cursors.reserve_exact(convs.len());
         let mut failed = None;
         for ((conv, floor), joined) in convs.into_iter().zip(joins) {
             match joined {
                 Ok(topic) => {
                     // Recorded before anything else can fail, so leave() always undoes the join.
-                    self.cursors.insert(topic.clone(), Cursor::new(&app.keys, conv));
+                    self.cursors.insert(topic.clone(), Cursor::new(conv));
                     opened.push((topic, floor));
                 }
                 Err(e) => failed = Some(e),
@@ -298,7 +303,7 @@ impl Session {
         self.stale.extend(self.cursors.keys().cloned());
         self.settle(t, rx).await?;
         t.flush().await?;
-        tracing::debug!(conn = %self.conn_name, uid = %self.uid, transport = T::KIND, ?starts, "connected");
+        tracing::debug!(conn = %self.conn_name(), uid = %self.uid, transport = T::KIND, ?starts, "connected");
         Ok(())
     }
 
@@ -445,7 +450,7 @@ impl Session {
     /// session becomes `uid`'s. A session that already has a user only answers.
     async fn on_bind<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, uid: Arc<str>, cursors: Cursors, reply: bool) -> Result<(), Exit> {
         if chat_protocol::ids::validate("user id", &uid).is_err() {
-            tracing::warn!(conn = %self.conn_name, "ignoring a bind to an invalid user id");
+            tracing::warn!(conn = %self.conn_name(), "ignoring a bind to an invalid user id");
             return Ok(());
         }
         let Some(unbound) = self.unbound.take() else {
@@ -456,14 +461,14 @@ impl Session {
         };
         // The anonymous registration is replaced by the user's (same connection id).
         self.uid = uid;
-        tracing::debug!(conn = %self.conn_name, uid = %self.uid, "bound");
+        tracing::debug!(conn = %self.conn_name(), uid = %self.uid, "bound");
         Box::pin(self.open_user(t, rx, &unbound.device, unbound.connected_at, cursors, reply)).await
     }
 
     /// Tells the `chat_bind` call waiting for `uid` whether this connection is now its.
     async fn answer_bind(&self, uid: &str) -> Result<(), Exit> {
         let answer = if *uid == *self.uid { "1".to_owned() } else { format!("0{}", self.uid) };
-        let key = self.app.keys.bind_reply(&self.conn_name, uid);
+        let key = self.app.keys.bind_reply(&self.conn_name(), uid);
         redis::pipe()
             .cmd("RPUSH")
             .arg(&key)
@@ -569,7 +574,7 @@ impl Session {
             return Ok(());
         }
         let topic = self.app.hub.join(&channel, self.sub.clone()).await.map_err(|e| backend_down(&self.app, "cannot subscribe a joined group", &e))?;
-        let mut cursor = Cursor::new(&self.app.keys, conv);
+        let mut cursor = Cursor::new(conv);
         cursor.start_at(seq);
         self.cursors.insert(topic.clone(), cursor);
         self.stale.insert(topic);
@@ -662,7 +667,8 @@ impl Session {
         let mut redis = app.redis.clone();
         loop {
             let Some(cursor) = self.cursors.get(&topic) else { return Ok(()) };
-            let (key, after) = (cursor.stream_key.clone(), cursor.seq);
+            // Built here, the one place that reads streams, rather than kept in every cursor.
+            let (key, after) = (app.keys.stream(&cursor.conv), cursor.seq);
             if after >= upto {
                 break;
             }
@@ -737,11 +743,11 @@ impl Session {
         if !self.uid.is_empty() {
             self.app.acks.flush_user(&self.uid, self.cursors.values().map(|c| &c.conv_id)).await;
         }
-        for topic in self.cursors.keys().chain(&self.extra_topics) {
+        for topic in self.cursors.keys().chain(&self.broadcast) {
             self.app.hub.leave(topic, self.conn);
         }
         self.app.presence.unregister(self.conn).await;
-        tracing::debug!(conn = %self.conn_name, uid = %self.uid, "disconnected");
+        tracing::debug!(conn = %self.conn_name(), uid = %self.uid, "disconnected");
     }
 }
 
