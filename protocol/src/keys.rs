@@ -76,7 +76,6 @@ impl Keys {
         format!("{}:{{u:{}}}:acked", self.ns, uid)
     }
 
-    /// Hash conversation -> sequence the user has read up to.
     /// Per group, uid → highest sequence any device of that member acknowledged. Kept with the
     /// group (not in each member's `acked`) so a node writes a big group's acknowledgements in
     /// one call on the group's slot instead of one call per member.
@@ -84,6 +83,7 @@ impl Keys {
         format!("{}:{{g:{}}}:acked", self.ns, group)
     }
 
+    /// Hash conversation -> sequence the user has read up to.
     pub fn read(&self, uid: &str) -> String {
         format!("{}:{{u:{}}}:read", self.ns, uid)
     }

@@ -12,8 +12,9 @@
 //! is non-empty.
 //!
 //! Acknowledgements are a resume hint, not a delivery guarantee (clients resume from their own
-//! cursors; the worst a lost one does is a duplicate the client drops), so a failed write is
-//! logged and counted, and a later one covers it.
+//! cursors; the worst a lost one does is that a device connecting without cursors is sent again
+//! what another device already had), so a failed write is logged and counted, and a later one
+//! covers it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -67,6 +67,25 @@ pub struct LiveMessage {
     pub text: Utf8Bytes,
 }
 
+/// Which local subscribers of a topic a notification is for.
+enum Reach {
+    All,
+    /// Only these connections (`@ids`).
+    Only(HashSet<ConnId>),
+    /// Every connection but these (`!ids`).
+    Except(HashSet<ConnId>),
+}
+
+impl Reach {
+    fn admits(&self, conn: ConnId) -> bool {
+        match self {
+            Reach::All => true,
+            Reach::Only(ids) => ids.contains(&conn),
+            Reach::Except(ids) => !ids.contains(&conn),
+        }
+    }
+}
+
 /// A local connection's mailbox. When it is full, the connection ends as too slow.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
@@ -184,24 +203,19 @@ impl Hub {
     fn dispatch_run(&self, channel: &str, msgs: &[redis::Msg]) {
         let topics = self.topics.lock().unwrap();
         let Some(t) = topics.get(channel) else { return };
-        let items: Vec<(Option<(bool, HashSet<ConnId>)>, Outbound)> =
-            msgs.iter().filter_map(|m| self.parse(t, m.get_payload_bytes())).collect();
+        let items: Vec<(Reach, Outbound)> = msgs.iter().filter_map(|m| self.parse(t, m.get_payload_bytes())).collect();
         if items.is_empty() {
             return;
         }
         for s in &t.subscribers {
-            let admitted = items.iter().filter(|(audience, _)| match audience {
-                None => true,
-                Some((only, ids)) => ids.contains(&s.conn) == *only,
-            });
+            let admitted = items.iter().filter(|(reach, _)| reach.admits(s.conn));
             // A full mailbox ends its connection by itself (it resumes from its cursors).
             let _ = s.tx.send_all(admitted.map(|(_, item)| item.clone()));
         }
     }
 
-    /// What a notification on topic `t` means for its subscribers, and to which of them it
-    /// goes (`None`: all; `Some((true, ids))`: only those; `Some((false, ids))`: all but those).
-    fn parse(&self, t: &Topic, payload: &[u8]) -> Option<(Option<(bool, HashSet<ConnId>)>, Outbound)> {
+    /// What a notification on topic `t` means for its subscribers, and which of them it reaches.
+    fn parse(&self, t: &Topic, payload: &[u8]) -> Option<(Reach, Outbound)> {
         let channel = &*t.name;
         let (audience, payload) = match live::split_audience(payload) {
             Ok(split) => split,
@@ -210,12 +224,14 @@ impl Hub {
                 return None;
             }
         };
-        let audience = audience.map(|a| (matches!(a, Audience::Only(_)), self.local_conns(a)));
+        let reach = match audience {
+            None => Reach::All,
+            Some(a @ Audience::Only(_)) => Reach::Only(self.local_conns(a)),
+            Some(a) => Reach::Except(self.local_conns(a)),
+        };
         // Addressed to connections of other nodes only: nothing to do here.
-        if let Some((true, ids)) = &audience {
-            if ids.is_empty() {
-                return None;
-            }
+        if matches!(&reach, Reach::Only(ids) if ids.is_empty()) {
+            return None;
         }
         let event = match LiveEvent::parse(payload) {
             Ok(e) => e,
@@ -236,13 +252,13 @@ impl Hub {
             LiveEvent::Left { group } => Outbound::Left { group: Arc::from(group) },
             // Only ever for named connections: a bind without `@ids` would bind every
             // anonymous connection of the channel at once.
-            LiveEvent::Bind { .. } if !matches!(audience, Some((true, _))) => {
+            LiveEvent::Bind { .. } if !matches!(reach, Reach::Only(_)) => {
                 tracing::warn!(channel, "ignoring a bind event not addressed to a connection");
                 return None;
             }
             LiveEvent::Bind { uid } => Outbound::Bind(Arc::from(uid)),
         };
-        Some((audience, item))
+        Some((reach, item))
     }
 
     /// The connections of this node among an audience's client ids.
@@ -287,18 +303,17 @@ impl Hub {
 
     /// Tells every local connection that the node is shutting down.
     fn shut_down_all(&self) {
-        for t in self.topics.lock().unwrap().values() {
-            for s in &t.subscribers {
-                s.tx.shut_down();
-            }
-        }
+        self.each_subscriber(|s| s.tx.shut_down());
     }
 
     fn resync_all(&self) {
+        self.each_subscriber(|s| offer(s, Outbound::Resync));
+    }
+
+    /// Every subscription of every topic (a connection in several topics comes once per topic).
+    fn each_subscriber(&self, f: impl Fn(&Subscriber)) {
         for t in self.topics.lock().unwrap().values() {
-            for s in &t.subscribers {
-                offer(s, Outbound::Resync);
-            }
+            t.subscribers.iter().for_each(&f);
         }
     }
 }
@@ -310,6 +325,9 @@ fn offer(s: &Subscriber, item: Outbound) {
 
 /// At most this many commands are merged into one batch (bounds one SUBSCRIBE's size).
 const MAX_BATCH: usize = 4096;
+
+/// At most this many notifications are dispatched as one batch.
+const MAX_DISPATCH: usize = 4096;
 
 /// The (un)subscribe commands queued at one moment, merged: one UNSUBSCRIBE and one SUBSCRIBE
 /// for all of them, so a node subscribes thousands of channels per Redis round trip instead of
@@ -433,11 +451,11 @@ async fn supervise(
 
         let reader_hub = hub.clone();
         let mut reader = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut batch = Vec::with_capacity(MAX_DISPATCH);
             while let Some(msg) = stream.next().await {
                 batch.push(msg);
                 // Whatever else has already arrived, without waiting for more.
-                while batch.len() < MAX_BATCH {
+                while batch.len() < MAX_DISPATCH {
                     match stream.next().now_or_never() {
                         Some(Some(msg)) => batch.push(msg),
                         _ => break,

@@ -3,8 +3,8 @@
 //! A single task owns the session and waits on two things: frames from the client, and its
 //! mailbox from the hub (messages and events, node-wide heartbeat ticks, and the overflow and
 //! shutdown flags; see [`crate::mailbox`]). An idle connection costs its task's state, so the
-//! wait is kept small and everything else is boxed. Delivery keeps a cursor per conversation: a message at `cursor + 1` is sent, an
-//! older one is a duplicate and dropped, a newer one means notifications were missed and the
+//! wait is kept small and everything else is boxed. Delivery keeps a cursor per conversation:
+//! a message at `cursor + 1` is sent, an older one is a duplicate and dropped, a newer one means notifications were missed and the
 //! gap is read from the conversation's stream first. So the client sees every message once,
 //! in order — whether it is on a WebSocket, Server-Sent Events or long-polling (see
 //! [`crate::transport`]).
@@ -86,8 +86,8 @@ const BIND_REPLY_TTL_MS: u64 = 60_000;
 /// Runs a session to completion, then lets the transport say why it ended. Without `claims`
 /// the session is anonymous until the app binds it (only when `CHAT_ANONYMOUS_CONNECT` is on;
 /// the transports check that).
-pub fn run<T: Transport>(app: Arc<App>, transport: T, conn: ConnId, claims: Option<Claims>, hs: Handshake) -> impl Future<Output = ()> + Send {
-    let (tx, rx) = mailbox::channel(app.settings.outbound_queue);
+pub fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: Option<Claims>, hs: Handshake) -> impl Future<Output = ()> + Send {
+    let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue);
     let unbound = match claims {
         Some(_) => None,
         None => {
@@ -116,7 +116,6 @@ pub fn run<T: Transport>(app: Arc<App>, transport: T, conn: ConnId, claims: Opti
     };
     // Only what the start needs, boxed: the claims and the handshake are not kept.
     let opening = Box::new((hs.device, hs.cursors.unwrap_or_default()));
-    let (mut transport, mut rx) = (transport, rx);
     // An async block rather than an async fn: it uses what it captured in place, where an
     // async fn would keep its arguments and the locals they are moved into side by side, for
     // the whole life of the connection. Cold paths are boxed so that what an idle connection
@@ -642,7 +641,6 @@ impl Session {
                     }
                 }
                 self.emit(t, &m.topic, m.seq, m.text.clone()).await
-
             }
             Outbound::Event(frame) => t.feed(frame, None).await,
             Outbound::Kick(reason) => Err(self.kicked(&reason)),
