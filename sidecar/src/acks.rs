@@ -6,7 +6,7 @@
 //! was 10,000 script calls for every quarter second of traffic, competing with delivery for the
 //! same cores. Here sessions only record the highest sequence in one table per node (a short
 //! critical section; nothing allocated for a conversation and user already pending), and one
-//! task writes the table every [`ACK_DELAY`]: one script call per group with all of its local
+//! task writes the table every `CHAT_ACK_FLUSH_MS`: one script call per group with all of its local
 //! members (the group's `acked` hash, on the group's slot), one per inbox, a few at a time (see
 //! [`crate::background`]). An idle node has no timer armed: the flusher waits until the table
 //! is non-empty.
@@ -25,10 +25,6 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
-
-/// Acknowledgements are coalesced for this long before they are written: a busy user costs
-/// Redis at most one write per conversation per interval.
-pub const ACK_DELAY: Duration = Duration::from_secs(1);
 
 /// Members of one group written by one script call.
 const MEMBERS_PER_CALL: usize = 1000;
@@ -59,7 +55,7 @@ pub struct Acks {
 impl Acks {
     /// Creates the table and spawns its flusher. On shutdown the node calls [`Acks::flush`]
     /// once its connections have ended, so their last acknowledgements are written too.
-    pub fn start(keys: Keys, redis: ConnectionManager, metrics: Arc<Metrics>) -> Arc<Acks> {
+    pub fn start(keys: Keys, redis: ConnectionManager, metrics: Arc<Metrics>, delay: Duration) -> Arc<Acks> {
         let acks = Arc::new(Acks {
             keys,
             redis,
@@ -73,7 +69,7 @@ impl Acks {
         tokio::spawn(async move {
             loop {
                 me.woken.notified().await;
-                tokio::time::sleep(ACK_DELAY).await;
+                tokio::time::sleep(delay).await;
                 me.armed.store(false, std::sync::atomic::Ordering::Release);
                 me.flush().await;
             }

@@ -110,7 +110,7 @@ impl App {
         }
         let hub = Hub::start(client, metrics.clone(), settings.node_id.clone(), shutdown.clone());
         presence.spawn_refresher(shutdown.clone());
-        let acks = Acks::start(keys.clone(), redis.clone(), metrics.clone());
+        let acks = Acks::start(keys.clone(), redis.clone(), metrics.clone(), Duration::from_millis(settings.ack_flush_ms));
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_bytes)
             .write_buffer_size(settings.write_buffer_bytes)

@@ -88,6 +88,8 @@ settings! {
     presence_ttl_ms: u64 = "30000", env "CHAT_PRESENCE_TTL_MS";
     /// How long a user must stay without connections before being announced offline, in ms.
     presence_debounce_ms: u64 = "5000", env "CHAT_PRESENCE_DEBOUNCE_MS";
+    /// Delivery acknowledgements (where a device connecting without cursors starts) are gathered for this long, in ms, then written in one pass: one Redis call per group and per inbox that moved. Longer = fewer Redis calls for busy users; a node that crashes loses at most this much (those devices get the messages again, nothing is lost).
+    ack_flush_ms: u64 = "1000", env "CHAT_ACK_FLUSH_MS";
     /// Presence frames (member online/offline) go to a group's members only while it has at most this many online members: each one costs a frame per online member, so big rooms would spend N²/2 frames coming online; 0 = never. chat_online_users($group) always answers.
     group_presence_limit: u64 = "500", env "CHAT_GROUP_PRESENCE_LIMIT";
     /// Messages fetched from a Redis stream per round trip when filling a gap.
