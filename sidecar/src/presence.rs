@@ -1,8 +1,8 @@
 //! Presence: registers this node's connections in Redis with a TTL and keeps them fresh.
 //!
 //! Each connection is recorded as (user, connection, node) with an expiry on Redis's clock.
-//! The node refreshes each of its entries every third of the TTL (spread over that interval); if the node dies, its
-//! entries simply expire and its users go offline without anyone cleaning up.
+//! The node refreshes each of its entries every third of the TTL, spread over that interval; if
+//! the node dies, its entries simply expire and its users go offline without anyone cleaning up.
 //!
 //! Presence *events* (members of the user's groups see `presence` frames; `user.online`,
 //! `user.offline`, `group.occupied`, `group.vacated` webhooks) are announced once per
@@ -25,9 +25,10 @@ use crate::hub::ConnId;
 use crate::metrics::Metrics;
 use crate::webhook::Webhook;
 
-/// Each third of the TTL, every entry is refreshed once, a sixteenth of them at a time: all of a
-/// node's connections at once (20,000 script calls of a dozen commands each) kept Redis busy in
-/// one block every few seconds, and PHP's pushes queued behind it.
+/// Each third of the TTL, every entry is refreshed once, a sixteenth of them at a time (as the
+/// heartbeats are, `session::spawn_heartbeats`): all of a node's connections at once (20,000
+/// script calls of a dozen commands each) kept Redis busy in one block every interval, and PHP's
+/// pushes queued behind it.
 const REFRESH_SLOTS: u64 = 16;
 
 /// A local connection's user and what was registered for it.
@@ -166,13 +167,12 @@ impl Presence {
     pub fn spawn_refresher(self: &Arc<Self>, shutdown: CancellationToken) {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis((me.ttl_ms / 3 / REFRESH_SLOTS).max(1)));
-            tick.tick().await;
-            for round in 0u64.. {
+            let every = (Duration::from_millis(me.ttl_ms) / (3 * REFRESH_SLOTS as u32)).max(Duration::from_millis(1));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            for slot in (0..REFRESH_SLOTS).cycle() {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {
-                        let slot = round % REFRESH_SLOTS;
                         me.refresh_slot(slot).await;
                         if slot == REFRESH_SLOTS - 1 {
                             me.sweep().await;
