@@ -213,3 +213,38 @@ async fn sidecar_and_extension_reconnect_after_a_redis_restart() {
         last = next;
     }
 }
+
+#[tokio::test]
+async fn a_killed_pubsub_connection_is_reopened_and_nothing_is_missed() {
+    let redis = Redis::start();
+    let sidecar = Sidecar::start(&redis);
+    let php = Php::new(&redis);
+    let (mut c, _) = Client::resume(&sidecar, &php, "pia", None, true).await;
+    php.push("pia", r#"{"n":1}"#, None).await;
+    expect_sequence(&mut c, "u:pia", 1, 1).await;
+
+    // Only the node's pub/sub link drops; messages pushed right after may be published before
+    // it has resubscribed, and come from the stream instead.
+    assert_eq!(redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).as_deref(), Some("1"));
+    for n in 2..=4 {
+        php.push("pia", &format!(r#"{{"n":{n}}}"#), None).await;
+    }
+    expect_sequence(&mut c, "u:pia", 2, 3).await;
+    eventually("the node to count the reconnect", async || (sidecar.metric("pubsub_reconnects_total").await == 1).then_some(())).await;
+    php.push("pia", r#"{"n":5}"#, None).await;
+    expect_sequence(&mut c, "u:pia", 5, 1).await;
+}
+
+#[tokio::test]
+async fn the_pubsub_connection_authenticates_as_the_url_says() {
+    let redis = Redis::start();
+    redis.cmd(&["ACL", "SETUSER", "chat", "on", ">s3cret", "~*", "&*", "+@all"]).unwrap();
+    let url = format!("redis://chat:s3cret@127.0.0.1:{}", redis.port);
+    let sidecar = Sidecar::start_with(&redis, &[("CHAT_REDIS_URL", &url)]);
+    let php = Php::new(&redis);
+    let (mut c, _) = Client::login(&sidecar, &php, "quinn").await;
+    php.push("quinn", r#"{"n":1}"#, None).await;
+    expect_sequence(&mut c, "u:quinn", 1, 1).await;
+    let links = redis.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]).unwrap();
+    assert!(links.contains("user=chat"), "the pub/sub link logged in as `chat`: {links}");
+}

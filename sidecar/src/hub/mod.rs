@@ -14,9 +14,9 @@
 //! [`chat_protocol::live`]): client ids are `<node id>-<ConnId>`, so the hub keeps this node's
 //! id and hands such a payload only to the local subscribers it names (or does not name).
 //!
-//! When the pub/sub connection drops, the supervisor reconnects, resubscribes every channel
-//! and sends [`Outbound::Resync`] to every connection, which then fills what it missed from
-//! the conversation's stream.
+//! The pub/sub connection itself lives in [`link`]. When it drops, the link reconnects,
+//! resubscribes every channel and sends [`Outbound::Resync`] to every connection, which then
+//! fills what it missed from the conversation's stream.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -26,12 +26,14 @@ use std::time::Duration;
 use std::collections::HashSet;
 
 use chat_protocol::live::{self, Audience, LiveEvent};
-use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+
+mod link;
+mod resp;
 
 /// Identifies a connection on this node.
 pub type ConnId = u64;
@@ -141,7 +143,7 @@ impl Hub {
             stop.cancelled().await;
             watcher.shut_down_all();
         });
-        tokio::spawn(supervise(hub.clone(), client, rx, shutdown));
+        tokio::spawn(link::supervise(hub.clone(), client.get_connection_info().clone(), rx, shutdown));
         hub
     }
 
@@ -186,24 +188,24 @@ impl Hub {
         }
     }
 
-    /// Hands a batch of notifications (what the pub/sub connection had ready) to the local
-    /// subscribers. Consecutive notifications of one channel reach each subscriber with one
-    /// lock and one wake-up: under load a session then writes many frames per system call, and
-    /// a lone notification is not delayed at all (a batch is only what had already arrived).
-    fn dispatch(&self, batch: &[redis::Msg]) {
+    /// Hands a batch of notifications (channel, payload: what the pub/sub connection had
+    /// ready) to the local subscribers. Consecutive notifications of one channel reach each
+    /// subscriber with one lock and one wake-up: under load a session then writes many frames
+    /// per system call, and a lone notification is not delayed at all (a batch is only what
+    /// had already arrived).
+    fn dispatch(&self, batch: &[(&str, &[u8])]) {
         let mut rest = batch;
-        while let Some(first) = rest.first() {
-            let channel = first.get_channel_name();
-            let run = rest.iter().take_while(|m| m.get_channel_name() == channel).count();
+        while let Some(&(channel, _)) = rest.first() {
+            let run = rest.iter().take_while(|(c, _)| *c == channel).count();
             self.dispatch_run(channel, &rest[..run]);
             rest = &rest[run..];
         }
     }
 
-    fn dispatch_run(&self, channel: &str, msgs: &[redis::Msg]) {
+    fn dispatch_run(&self, channel: &str, msgs: &[(&str, &[u8])]) {
         let topics = self.topics.lock().unwrap();
         let Some(t) = topics.get(channel) else { return };
-        let items: Vec<(Reach, Outbound)> = msgs.iter().filter_map(|m| self.parse(t, m.get_payload_bytes())).collect();
+        let items: Vec<(Reach, Outbound)> = msgs.iter().filter_map(|(_, payload)| self.parse(t, payload)).collect();
         if items.is_empty() {
             return;
         }
@@ -321,216 +323,4 @@ impl Hub {
 fn offer(s: &Subscriber, item: Outbound) {
     // A full mailbox ends its connection by itself (it resumes from its cursors).
     let _ = s.tx.try_send(item);
-}
-
-/// At most this many commands are merged into one batch (bounds one SUBSCRIBE's size).
-const MAX_BATCH: usize = 4096;
-
-/// At most this many notifications are dispatched as one batch.
-const MAX_DISPATCH: usize = 4096;
-
-/// The (un)subscribe commands queued at one moment, merged: one UNSUBSCRIBE and one SUBSCRIBE
-/// for all of them, so a node subscribes thousands of channels per Redis round trip instead of
-/// one (a burst of connects would otherwise queue up behind one round trip each).
-struct Batch {
-    /// Channels whose last command in the batch was SUBSCRIBE.
-    subscribe: Vec<Arc<str>>,
-    /// Channels whose last command in the batch was UNSUBSCRIBE.
-    unsubscribe: Vec<Arc<str>>,
-    /// Joiners waiting for their topic's confirmation.
-    acks: Vec<(Arc<str>, u64, oneshot::Sender<()>)>,
-}
-
-impl Batch {
-    fn drain(first: Cmd, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Batch {
-        // The last command per channel wins: both are idempotent in Redis, and the topic map
-        // already reflects the final state. Acks of a topic dropped meanwhile are harmless
-        // (`confirm` checks the topic id).
-        let mut last: HashMap<Arc<str>, bool> = HashMap::new();
-        let mut order: Vec<Arc<str>> = Vec::new();
-        let mut acks = Vec::new();
-        let mut take = |cmd: Cmd| {
-            let (name, subscribe) = match cmd {
-                Cmd::Subscribe { name, id, ack } => {
-                    acks.push((name.clone(), id, ack));
-                    (name, true)
-                }
-                Cmd::Unsubscribe { name } => (name, false),
-            };
-            if last.insert(name.clone(), subscribe).is_none() {
-                order.push(name);
-            }
-        };
-        take(first);
-        for _ in 1..MAX_BATCH {
-            match cmds.try_recv() {
-                Ok(cmd) => take(cmd),
-                Err(_) => break,
-            }
-        }
-        let (subscribe, unsubscribe) = order.into_iter().partition(|n| last[n]);
-        Batch { subscribe, unsubscribe, acks }
-    }
-
-    async fn apply(&self, sink: &mut redis::aio::PubSubSink) -> redis::RedisResult<()> {
-        if !self.unsubscribe.is_empty() {
-            let names: Vec<&str> = self.unsubscribe.iter().map(|n| &**n).collect();
-            sink.unsubscribe(&names).await?;
-        }
-        if !self.subscribe.is_empty() {
-            let names: Vec<&str> = self.subscribe.iter().map(|n| &**n).collect();
-            sink.subscribe(&names).await?;
-        }
-        Ok(())
-    }
-
-    fn confirm(self, hub: &Hub) {
-        for (name, id, ack) in self.acks {
-            hub.confirm(&name, id);
-            let _ = ack.send(());
-        }
-    }
-}
-
-/// Owns the pub/sub connection: executes (un)subscribe commands in merged batches, reconnects.
-async fn supervise(
-    hub: Arc<Hub>,
-    client: redis::Client,
-    mut cmds: mpsc::UnboundedReceiver<Cmd>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    let mut connected_before = false;
-    // Subscriptions requested while the link was down; answered once resubscribed.
-    let mut pending: Vec<(Arc<str>, u64, oneshot::Sender<()>)> = Vec::new();
-    loop {
-        let link = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = client.get_async_pubsub() => r,
-        };
-        let (mut sink, mut stream) = match link {
-            Ok(p) => p.split(),
-            Err(e) => {
-                Metrics::inc(&hub.metrics.redis_errors_total);
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot open pub/sub connection to Redis");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        let topics = hub.unconfirm_all();
-        if !topics.is_empty() {
-            let mut failed = None;
-            for chunk in topics.chunks(MAX_BATCH) {
-                let names: Vec<&str> = chunk.iter().map(|(n, _)| &**n).collect();
-                if let Err(e) = sink.subscribe(&names).await {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            if let Some(e) = failed {
-                tracing::warn!(error = %e, "resubscribing failed; reconnecting");
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-            for (name, id) in &topics {
-                hub.confirm(name, *id);
-            }
-        }
-        for (name, id, ack) in pending.drain(..) {
-            hub.confirm(&name, id);
-            let _ = ack.send(());
-        }
-        if connected_before {
-            Metrics::inc(&hub.metrics.pubsub_reconnects_total);
-            tracing::info!(channels = topics.len(), "pub/sub reconnected; connections catch up from streams");
-            hub.resync_all();
-        }
-        connected_before = true;
-        backoff = Duration::from_millis(100);
-
-        let reader_hub = hub.clone();
-        let mut reader = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_DISPATCH);
-            while let Some(msg) = stream.next().await {
-                batch.push(msg);
-                // Whatever else has already arrived, without waiting for more.
-                while batch.len() < MAX_DISPATCH {
-                    match stream.next().now_or_never() {
-                        Some(Some(msg)) => batch.push(msg),
-                        _ => break,
-                    }
-                }
-                reader_hub.dispatch(&batch);
-                batch.clear();
-            }
-        });
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => { reader.abort(); return; }
-                _ = &mut reader => {
-                    tracing::warn!("pub/sub connection to Redis lost; reconnecting");
-                    break;
-                }
-                cmd = cmds.recv() => {
-                    let Some(first) = cmd else { reader.abort(); return; };
-                    let batch = Batch::drain(first, &mut cmds);
-                    match batch.apply(&mut sink).await {
-                        Ok(()) => batch.confirm(&hub),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "(UN)SUBSCRIBE failed; reconnecting");
-                            pending.extend(batch.acks);
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        reader.abort();
-        Metrics::inc(&hub.metrics.redis_errors_total);
-        tokio::time::sleep(backoff).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sub(name: &str, id: u64) -> (Cmd, oneshot::Receiver<()>) {
-        let (ack, rx) = oneshot::channel();
-        (Cmd::Subscribe { name: Arc::from(name), id, ack }, rx)
-    }
-
-    fn unsub(name: &str) -> Cmd {
-        Cmd::Unsubscribe { name: Arc::from(name) }
-    }
-
-    #[test]
-    fn a_batch_merges_queued_commands_and_the_last_one_per_channel_wins() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let (first, _a) = sub("a", 1);
-        let (b, _b) = sub("b", 2);
-        let (c_again, _c) = sub("c", 4);
-        for cmd in [b, unsub("a"), unsub("c"), c_again, unsub("d")] {
-            tx.send(cmd).unwrap();
-        }
-        let batch = Batch::drain(first, &mut rx);
-        let names = |v: &[Arc<str>]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        assert_eq!(names(&batch.subscribe), ["b", "c"]);
-        assert_eq!(names(&batch.unsubscribe), ["a", "d"]);
-        assert_eq!(batch.acks.len(), 3, "every joiner is answered once Redis confirms");
-        assert!(rx.try_recv().is_err(), "the queue was drained");
-    }
-
-    #[test]
-    fn a_batch_is_bounded() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for i in 0..MAX_BATCH + 10 {
-            tx.send(unsub(&format!("ch{i}"))).unwrap();
-        }
-        let first = rx.try_recv().unwrap();
-        let batch = Batch::drain(first, &mut rx);
-        assert_eq!(batch.unsubscribe.len(), MAX_BATCH);
-        assert_eq!(std::iter::from_fn(|| rx.try_recv().ok()).count(), 10, "the rest waits for the next batch");
-    }
 }
