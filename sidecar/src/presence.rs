@@ -25,11 +25,13 @@ use crate::hub::ConnId;
 use crate::metrics::Metrics;
 use crate::webhook::Webhook;
 
-/// Each third of the TTL, every entry is refreshed once, a sixteenth of them at a time (as the
-/// heartbeats are, `session::spawn_heartbeats`): all of a node's connections at once (20,000
-/// script calls of a dozen commands each) kept Redis busy in one block every interval, and PHP's
-/// pushes queued behind it.
-const REFRESH_SLOTS: u64 = 16;
+/// Each third of the TTL, every entry is refreshed once, a few at a time
+/// ([`crate::background::spread`], as the heartbeats are): all of a node's connections at once
+/// (20,000 script calls of a dozen commands each) kept Redis busy in one block every interval,
+/// and PHP's pushes queued behind it.
+fn refresh_round(ttl_ms: u64) -> Duration {
+    (Duration::from_millis(ttl_ms) / 3).max(Duration::from_millis(1))
+}
 
 /// A local connection's user and what was registered for it.
 type Registered = (Arc<str>, Arc<ConnInfo>);
@@ -163,32 +165,30 @@ impl Presence {
         }
     }
 
-    /// Refreshes every local entry each third of the TTL until shutdown.
+    /// Refreshes every local entry each third of the TTL until shutdown; sweeps once a round.
     pub fn spawn_refresher(self: &Arc<Self>, shutdown: CancellationToken) {
+        let round = refresh_round(self.ttl_ms);
+        let slots = crate::background::slots(round);
         let me = self.clone();
-        tokio::spawn(async move {
-            let every = (Duration::from_millis(me.ttl_ms) / (3 * REFRESH_SLOTS as u32)).max(Duration::from_millis(1));
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            for slot in (0..REFRESH_SLOTS).cycle() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {
-                        me.refresh_slot(slot).await;
-                        if slot == REFRESH_SLOTS - 1 {
-                            me.sweep().await;
-                        }
-                    }
+        tokio::spawn(crate::background::spread(round, slots, shutdown, move |slot| {
+            let me = me.clone();
+            async move {
+                me.refresh_slot(slot, slots).await;
+                if slot == slots - 1 {
+                    me.sweep().await;
                 }
             }
-        });
+        }));
     }
 
-    /// Refreshes the local entries of one slot (connection id modulo [`REFRESH_SLOTS`]).
-    async fn refresh_slot(&self, slot: u64) {
+    /// Refreshes the local entries of one slot (connection id modulo `slots`).
+    async fn refresh_slot(&self, slot: u64, slots: u64) {
         let entries: Vec<Registered> =
-            self.local.lock().unwrap().iter().filter(|(conn, _)| **conn % REFRESH_SLOTS == slot).map(|(_, e)| e.clone()).collect();
-        // Built as they are sent (owned items, an owning closure: the future stays Send), so
-        // 20,000 connections do not mean 20,000 invocations built in one go on a worker.
+            self.local.lock().unwrap().iter().filter(|(conn, _)| **conn % slots == slot).map(|(_, e)| e.clone()).collect();
+        if entries.is_empty() {
+            return;
+        }
+        // Built as they are sent (owned items, an owning closure: the future stays Send).
         let (keys, redis, ttl) = (self.keys.clone(), self.redis.clone(), self.ttl_ms);
         let calls = entries.into_iter().map(move |(uid, info)| {
             let mut redis = redis.clone();

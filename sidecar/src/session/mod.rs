@@ -764,25 +764,18 @@ async fn unbound_deadline(unbound: &mut Option<Box<Unbound>>) {
     }
 }
 
-/// A heartbeat interval is split into this many slots; each tick serves one slot's connections.
-const HEARTBEAT_SLOTS: u64 = 16;
-
 /// Ticks every connection's heartbeat from one node-wide timer, through the broadcast channel's
-/// subscribers (every session of this node, once each). Spread over the interval: pinging
-/// 10,000 connections at once, and reading their 10,000 pongs, stalled delivery for tens of
-/// milliseconds every interval.
+/// subscribers (every session of this node, once each). Spread over the interval, a few
+/// connections per tick ([`crate::background::spread`]): pinging 10,000 connections at once,
+/// and reading their 10,000 pongs, stalled delivery for tens of milliseconds every interval.
 pub fn spawn_heartbeats(app: &Arc<App>) {
-    let every = Duration::from_millis(app.settings.heartbeat_ms) / HEARTBEAT_SLOTS as u32;
-    let (hub, topic, shutdown) = (app.hub.clone(), app.keys.broadcast(), app.shutdown.clone());
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        for slot in (0..HEARTBEAT_SLOTS).cycle() {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => hub.tell(&topic, Outbound::Heartbeat, |conn| conn % HEARTBEAT_SLOTS == slot),
-            }
-        }
-    });
+    let round = Duration::from_millis(app.settings.heartbeat_ms);
+    let slots = crate::background::slots(round);
+    let (hub, topic) = (app.hub.clone(), app.keys.broadcast());
+    tokio::spawn(crate::background::spread(round, slots, app.shutdown.clone(), move |slot| {
+        hub.tell(&topic, Outbound::Heartbeat, |conn| conn % slots == slot);
+        async {}
+    }));
 }
 
 async fn send_now<T: Transport>(t: &mut T, frame: ServerFrame) -> Result<(), Exit> {
