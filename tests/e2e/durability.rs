@@ -248,3 +248,42 @@ async fn the_pubsub_connection_authenticates_as_the_url_says() {
     let links = redis.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]).unwrap();
     assert!(links.contains("user=chat"), "the pub/sub link logged in as `chat`: {links}");
 }
+
+/// Sends SIGCONT on drop, so a failing test does not leave a stopped Redis that no one can end.
+struct Frozen(String);
+
+impl Frozen {
+    fn stop(pid: u32) -> Frozen {
+        assert!(std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap().success());
+        Frozen(pid.to_string())
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+#[tokio::test]
+async fn a_pubsub_link_that_redis_stopped_answering_is_replaced() {
+    let redis = Redis::start();
+    let sidecar = Sidecar::start(&redis);
+    let php = Php::new(&redis);
+    let (mut c, _) = Client::resume(&sidecar, &php, "rhea", None, true).await;
+    php.push("rhea", r#"{"n":1}"#, None).await;
+    expect_sequence(&mut c, "u:rhea", 1, 1).await;
+
+    // A frozen Redis keeps the socket open: only the unanswered PING can tell (15 s, checked
+    // every 5 s, so the node gives up on the link within about 25 s).
+    let frozen = Frozen::stop(redis.pid().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while sidecar.metric("pubsub_reconnects_total").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the node kept a pub/sub link that did not answer");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(sidecar.logs().contains("did not answer a PING"), "{}", sidecar.logs());
+    drop(frozen);
+    php.push("rhea", r#"{"n":2}"#, None).await;
+    expect_sequence(&mut c, "u:rhea", 2, 1).await;
+}

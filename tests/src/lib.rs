@@ -100,6 +100,11 @@ impl Redis {
         }
     }
 
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Runs one command through redis-cli; `None` when Redis does not answer.
     pub fn cmd(&self, args: &[&str]) -> Option<String> {
         let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().ok()?;

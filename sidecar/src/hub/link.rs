@@ -9,9 +9,10 @@
 //!
 //! Replies come back in the order the commands went out, so every batch of commands ends with
 //! a PING, and its answer confirms the whole batch: the connections that joined a topic in it
-//! may read their starting cursors, since Redis now delivers the topic. A PING also goes out
-//! when the link has been quiet for [`PING_EVERY`]; one unanswered for [`PONG_WITHIN`] means
-//! the link is dead even though the socket has not said so, and the node reconnects.
+//! may read their starting cursors, since Redis now delivers the topic. Every [`PING_EVERY`] the
+//! link checks its oldest unanswered PING (and sends one if none is out): one unanswered for
+//! [`PONG_WITHIN`] means the link is dead even though the socket has not said so, and the node
+//! reconnects.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -38,8 +39,8 @@ const MAX_DISPATCH: usize = 4096;
 const READ_BUF: usize = 64 << 10;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub(super) const PING_EVERY: Duration = Duration::from_secs(10);
-pub(super) const PONG_WITHIN: Duration = Duration::from_secs(30);
+pub(super) const PING_EVERY: Duration = Duration::from_secs(5);
+pub(super) const PONG_WITHIN: Duration = Duration::from_secs(15);
 
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -203,7 +204,7 @@ pub(super) async fn supervise(
         connected_before = true;
 
         let mut reading = tokio::spawn(read(reader, hub.clone(), barriers.clone()));
-        let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut health = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let lost: String = 'link: {
             if let Err(e) = writer.write_all(&out).await {
                 break 'link format!("resubscribing failed: {e}");
@@ -218,19 +219,21 @@ pub(super) async fn supervise(
                         Ok(Ok(())) => unreachable!("the reader returns only on errors"),
                         Err(e) => format!("reader task ended: {e}"),
                     },
-                    _ = quiet.tick() => {
-                        if barriers.oldest().is_some_and(|t| t.elapsed() > PONG_WITHIN) {
+                    _ = health.tick() => match barriers.oldest() {
+                        Some(sent) if sent.elapsed() > PONG_WITHIN => {
                             break 'link format!("Redis did not answer a PING within {PONG_WITHIN:?}");
                         }
-                        ping(&mut out);
-                        barriers.push(Vec::new(), false);
-                    }
+                        Some(_) => {}
+                        None => {
+                            ping(&mut out);
+                            barriers.push(Vec::new(), false);
+                        }
+                    },
                     cmd = cmds.recv() => {
                         let Some(first) = cmd else { reading.abort(); return; };
                         let batch = Batch::drain(first, &mut cmds);
                         batch.encode(&mut out);
                         barriers.push(batch.joiners, false);
-                        quiet.reset();
                     }
                 }
                 if let Err(e) = writer.write_all(&out).await {
