@@ -411,7 +411,7 @@ pub fn chat_update_session(client_id: StrArg<'_>, session: &ZendHashTable) -> Ph
     let update = session.to_owned();
     let keys = ini::keys()?;
     // Optimistic: read, merge in PHP, write only if nobody wrote meanwhile; else again.
-    for _ in 0..UPDATE_ATTEMPTS {
+    for attempt in 0..UPDATE_ATTEMPTS {
         let Some((old_raw, old)) = read_session(&id)? else { return Ok(false) };
         let merged = json::call("array_replace_recursive", vec![&old, &update])?;
         let merged = merged.array().ok_or_else(|| ChatError::Other("array_replace_recursive() did not return an array".to_owned()))?;
@@ -420,13 +420,25 @@ pub fn chat_update_session(client_id: StrArg<'_>, session: &ZendHashTable) -> Ph
         match with_connection("chat_update_session", |con| inv.invoke::<i64>(con))? {
             1 => return Ok(true),
             -1 => return Ok(false),
-            _ => continue,
+            _ => back_off(attempt),
         }
     }
     Err(ChatError::Other(format!(
         "the session of {id} changed under {UPDATE_ATTEMPTS} attempts in a row to update it; try again"
     ))
     .into())
+}
+
+/// Waits a random while before the next compare-and-set, up to 0.1 ms doubled per attempt (at
+/// most 51 ms). Retrying at once let writers that collided collide again: four PHP workers
+/// updating one session ten times each starved one of them through all sixteen attempts.
+fn back_off(attempt: usize) {
+    use std::hash::BuildHasher;
+    let cap_us = 100u64 << attempt.min(9);
+    // Forked PHP workers share RandomState's keys; the pid and the clock tell them apart.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let noise = std::hash::RandomState::new().hash_one((std::process::id(), now.as_nanos(), attempt));
+    std::thread::sleep(std::time::Duration::from_micros(1 + noise % cap_us));
 }
 
 /// `Some((stored text or "", decoded session))` for a live connection, `None` when not live.
