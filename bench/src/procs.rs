@@ -144,9 +144,9 @@ impl Server {
         let log = env.log(name);
         let mut cmd = command(env.bin_dir.join("chat-sidecar"));
         cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
-        // Settings under test pass through (`CHAT_READ_BUFFER_BYTES=1024 make bench`); the
-        // ones below, which wire the run together, win.
-        cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with("CHAT_")));
+        // Settings under test pass through (`CHAT_READ_BUFFER_BYTES=1024 make bench`, and
+        // tokio's `TOKIO_WORKER_THREADS`); the ones below, which wire the run together, win.
+        cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with("CHAT_") || k == "TOKIO_WORKER_THREADS"));
         cmd.env("CHAT_LISTEN", "127.0.0.1:0")
             .env("CHAT_REDIS_URL", redis.url())
             .env("CHAT_NAMESPACE", ns)
