@@ -39,8 +39,8 @@ const MAX_DISPATCH: usize = 4096;
 const READ_BUF: usize = 64 << 10;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub(super) const PING_EVERY: Duration = Duration::from_secs(5);
-pub(super) const PONG_WITHIN: Duration = Duration::from_secs(15);
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PONG_WITHIN: Duration = Duration::from_secs(15);
 
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -145,12 +145,18 @@ impl Batch {
 
     /// The commands, ending with the PING that confirms them.
     fn encode(&self, out: &mut Vec<u8>) {
-        for (verb, names) in [(&b"UNSUBSCRIBE"[..], &self.unsubscribe), (b"SUBSCRIBE", &self.subscribe)] {
-            for chunk in names.chunks(MAX_BATCH).filter(|c| !c.is_empty()) {
-                resp::command(out, std::iter::once(verb).chain(chunk.iter().map(|n| n.as_bytes())).collect::<Vec<_>>().into_iter());
-            }
-        }
+        channels(out, b"UNSUBSCRIBE", self.unsubscribe.iter().map(|n| &**n));
+        channels(out, b"SUBSCRIBE", self.subscribe.iter().map(|n| &**n));
         ping(out);
+    }
+}
+
+/// `verb` (SUBSCRIBE, UNSUBSCRIBE) for `names`, at most [`MAX_BATCH`] channels per command;
+/// nothing for no names.
+fn channels<'a>(out: &mut Vec<u8>, verb: &[u8], names: impl Iterator<Item = &'a str>) {
+    let names: Vec<&[u8]> = names.map(str::as_bytes).collect();
+    for chunk in names.chunks(MAX_BATCH) {
+        resp::command(out, std::iter::once(verb).chain(chunk.iter().copied()).collect::<Vec<_>>().into_iter());
     }
 }
 
@@ -189,10 +195,7 @@ pub(super) async fn supervise(
         // only then do connections catch up, so nothing published meanwhile is missed.
         let topics = hub.unconfirm_all();
         let mut out = Vec::new();
-        for chunk in topics.chunks(MAX_BATCH) {
-            let names = chunk.iter().map(|(n, _)| n.as_bytes());
-            resp::command(&mut out, std::iter::once(&b"SUBSCRIBE"[..]).chain(names).collect::<Vec<_>>().into_iter());
-        }
+        channels(&mut out, b"SUBSCRIBE", topics.iter().map(|(n, _)| &**n));
         ping(&mut out);
         let mut confirms: Vec<Waiter> = topics.into_iter().map(|(name, id)| Waiter { name, id, ack: None }).collect();
         confirms.append(&mut joiners);
@@ -281,17 +284,18 @@ async fn open(info: &ConnectionInfo) -> Result<(Replies, Writer), LinkError> {
             [Some(&b"AUTH"[..]), settings.username().map(str::as_bytes), Some(password.as_bytes())].into_iter().flatten().collect();
         resp::command(&mut out, args.into_iter());
         w.write_all(&out).await?;
-        match replies.next().await? {
+        let (reply, n) = replies.next().await?;
+        match reply {
             Reply::Simple(_) => {}
             Reply::Error(text) => return Err(LinkError::Refused(String::from_utf8_lossy(&replies.buf[text]).into_owned())),
             _ => return Err(LinkError::Refused("an unexpected answer to AUTH".into())),
         }
-        replies.consume();
+        replies.buf.advance(n);
     }
     Ok((replies, w))
 }
 
-/// The read side and its buffer; the reply at the front spans `buf[..taken]`.
+/// The read side and its buffer of replies not yet handled.
 struct Replies {
     r: Reader,
     buf: BytesMut,
@@ -310,19 +314,14 @@ impl Replies {
         }
     }
 
-    /// Waits for one whole reply at the front of the buffer (for the handshake; `consume` drops it).
-    async fn next(&mut self) -> Result<Reply, LinkError> {
+    /// Waits for one whole reply at the front of the buffer, and says how long it is (for the
+    /// handshake; the caller advances past it once done with its ranges).
+    async fn next(&mut self) -> Result<(Reply, usize), LinkError> {
         loop {
-            if let Some((reply, _)) = resp::parse(&self.buf)? {
+            if let Some(reply) = resp::parse(&self.buf)? {
                 return Ok(reply);
             }
             self.fill().await?;
-        }
-    }
-
-    fn consume(&mut self) {
-        if let Ok(Some((_, n))) = resp::parse(&self.buf) {
-            self.buf.advance(n);
         }
     }
 }

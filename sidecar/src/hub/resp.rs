@@ -9,7 +9,7 @@ use std::ops::Range;
 
 /// A reply longer than this is taken for a broken stream rather than buffered without end
 /// (chat messages are bounded far below it, see `chat.max_message_bytes`).
-pub const MAX_REPLY: usize = 64 << 20;
+const MAX_REPLY: usize = 64 << 20;
 
 /// One reply; ranges index the buffer given to [`parse`].
 #[derive(Debug, PartialEq, Eq)]
