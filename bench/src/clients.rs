@@ -43,6 +43,8 @@ pub enum Kind {
     Chat,
     /// the Node.js ws peer: `/?uid=<uid>&groups=<g>`.
     Peer,
+    /// `chat-bench floor`, the minimal fan-out server: the peer's protocol.
+    Floor,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -284,8 +286,8 @@ fn url(sh: &Shared, i: usize) -> anyhow::Result<String> {
                 _ => format!("ws://{}/ws?token={token}&device=bench", a.addr),
             }
         }
-        Kind::Peer if a.group.is_empty() => format!("ws://{}/?uid={uid}", a.addr),
-        Kind::Peer => format!("ws://{}/?uid={uid}&groups={}", a.addr, a.group),
+        Kind::Peer | Kind::Floor if a.group.is_empty() => format!("ws://{}/?uid={uid}", a.addr),
+        Kind::Peer | Kind::Floor => format!("ws://{}/?uid={uid}&groups={}", a.addr, a.group),
     })
 }
 

@@ -5,8 +5,10 @@
 //! ports, a temporary directory, everything stopped on exit or Ctrl-C), runs every scenario,
 //! prints a table and writes `<out>/<date>.json` and `<out>/<date>.svg`.
 //! `chat-bench clients ...` is one load-generator process; `run` starts several.
+//! `chat-bench floor` is the minimal fan-out server scenario 2 measures as the floor.
 
 mod clients;
+mod floor;
 mod procs;
 mod report;
 mod scenarios;
@@ -37,6 +39,8 @@ enum Cmd {
     Clients(clients::ClientArgs),
     /// Prints the table and rewrites the chart of a recorded run: chart <date>.json
     Chart { json: PathBuf },
+    /// The minimal fan-out server of scenario 2's floor (started by `run`).
+    Floor,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +88,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Floor => match floor::main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chat-bench floor: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Chart { json } => match chart(&json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -233,6 +244,9 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
             r.group.push(g);
         }
         if let Some(g) = step!("2 group fan-out peer", scenarios::group(&env, &redis, &plan, Kind::Peer)) {
+            r.group.push(g);
+        }
+        if let Some(g) = step!("2 group fan-out floor", scenarios::group(&env, &redis, &plan, Kind::Floor)) {
             r.group.push(g);
         }
     }

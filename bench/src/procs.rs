@@ -174,6 +174,19 @@ impl Server {
         Self::start(cmd, "peer", log, "peer listening on ").await
     }
 
+    /// `chat-bench floor`, the minimal fan-out server (see `floor.rs`).
+    pub async fn floor(env: &Env, redis: &Redis, ns: &str) -> anyhow::Result<Server> {
+        let log = env.log("floor");
+        let mut cmd = command(&env.me);
+        cmd.arg("floor")
+            .env("FLOOR_LISTEN", "127.0.0.1:0")
+            .env("FLOOR_REDIS_URL", redis.url())
+            .env("FLOOR_NAMESPACE", ns)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?);
+        Self::start(cmd, "floor", log, "floor listening on ").await
+    }
+
     async fn start(mut cmd: Command, name: &str, log: PathBuf, banner: &str) -> anyhow::Result<Server> {
         let mut child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
@@ -224,6 +237,7 @@ impl Worker {
         let kind = match load.kind {
             crate::clients::Kind::Chat => "chat",
             crate::clients::Kind::Peer => "peer",
+            crate::clients::Kind::Floor => "floor",
         };
         let mut cmd = command(&env.me);
         cmd.arg("clients")

@@ -127,6 +127,16 @@ fn rows(r: &Results) -> Vec<Row> {
         out.push(row(scen.clone(), "one send -> last recipient ms", show(ours, &|g| f(g.single_median_ms, 2)), show(peer, &|g| f(g.single_median_ms, 2)),
             match (o, p) { (Some(o), Some(p)) => ratio(o.single_median_ms, p.single_median_ms), _ => dash() },
             "<= peer/2", &met_s));
+        // The floor (floor.rs): what one write per recipient costs here, whoever makes it.
+        if let (Some(o), Some(fl)) = (o, r.group.iter().find(|g| g.target == "floor" && g.skipped.is_none())) {
+            out.push(row(scen.clone(), "burst vs the floor server (minimal Rust)", k(o.burst_deliveries_per_s), format!("floor {}", k(fl.burst_deliveries_per_s)),
+                ratio(o.burst_deliveries_per_s, fl.burst_deliveries_per_s), "-", "-"));
+            out.push(row(scen.clone(), "one send vs the floor server, ms", f(o.single_median_ms, 2), format!("floor {}", f(fl.single_median_ms, 2)),
+                ratio(o.single_median_ms, fl.single_median_ms), "-", "-"));
+            if let Some(p) = p {
+                out.push(row(scen.clone(), "one send: floor / peer", "-".into(), "-".into(), ratio(fl.single_median_ms, p.single_median_ms), "-", "-"));
+            }
+        }
         out.push(row(scen, "connect: other frames until quiet (s)",
             show(ours, &|g| format!("{} ({:.1})", k(g.settle_frames as f64), g.settle_s)),
             show(peer, &|g| format!("{} ({:.1})", k(g.settle_frames as f64), g.settle_s)), dash(), "-", "-"));
@@ -276,7 +286,8 @@ pub fn svg(r: &Results) -> String {
             unit: "/s",
             bars: r.group.iter().map(|g| {
                 let v = match &g.skipped { Some(s) => Err(s.clone()), None => Ok(g.burst_deliveries_per_s) };
-                (if g.target == "chat" { "ours" } else { "peer" }.to_owned(), v, if g.target == "chat" { OURS } else { PEER })
+                let (who, colour) = match g.target.as_str() { "chat" => ("ours", OURS), "floor" => ("floor (minimal Rust)", FLOOR), _ => ("peer", PEER) };
+                (who.to_owned(), v, colour)
             }).collect(),
         });
     }

@@ -300,7 +300,7 @@ async fn flush(redis: &Redis) -> anyhow::Result<()> {
 fn namespace(kind: Kind) -> &'static str {
     match kind {
         Kind::Chat => NS_CHAT,
-        Kind::Peer => NS_PEER,
+        Kind::Peer | Kind::Floor => NS_PEER,
     }
 }
 
@@ -311,6 +311,7 @@ async fn fresh_server(env: &Env, redis: &Redis, kind: Kind) -> anyhow::Result<(&
     let server = match kind {
         Kind::Chat => Server::sidecar(env, redis, "node0", ns).await?,
         Kind::Peer => Server::peer(env, redis, ns).await?,
+        Kind::Floor => Server::floor(env, redis, ns).await?,
     };
     Ok((ns, server))
 }
@@ -335,6 +336,7 @@ fn name(kind: Kind) -> &'static str {
     match kind {
         Kind::Chat => "chat",
         Kind::Peer => "peer",
+        Kind::Floor => "floor",
     }
 }
 
@@ -362,6 +364,7 @@ pub async fn idle(env: &Env, redis: &Redis, plan: &Plan, kind: Kind, nodes: usiz
         servers.push(match kind {
             Kind::Chat => Server::sidecar(env, redis, &format!("node{n}"), NS_CHAT).await?,
             Kind::Peer => Server::peer(env, redis, NS_PEER).await?,
+            Kind::Floor => Server::floor(env, redis, NS_PEER).await?,
         });
     }
     let refs: Vec<&Server> = servers.iter().collect();
