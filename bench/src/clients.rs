@@ -19,12 +19,13 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use memchr::memmem::Finder;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
@@ -218,6 +219,7 @@ pub async fn main(args: ClientArgs) -> anyhow::Result<()> {
     while let Some(line) = lines.next_line().await? {
         let answer = match line.trim() {
             "stats" => stats(&shared),
+            "group" => group_stats(&shared),
             "drop" => storm(&shared).await,
             "mark" => mark(&shared).await.unwrap_or_else(|e| json!({"error": format!("{e:#}")})),
             "check" => check(&shared).await.unwrap_or_else(|e| json!({"error": format!("{e:#}")})),
@@ -372,10 +374,13 @@ async fn connection(sh: Arc<Shared>, i: usize) {
         }
         sh.live.fetch_add(1, Relaxed);
         sh.welcomed.fetch_add(1, Relaxed);
+        // One wake-up registration for the connection's life, not one per frame.
+        let changed = epoch.changed();
+        tokio::pin!(changed);
         let dropped = loop {
             tokio::select! {
                 biased;
-                _ = epoch.changed() => break true,
+                _ = &mut changed => break true,
                 frame = ws.next() => match frame {
                     Some(Ok(Message::Text(t))) => on_text(&sh, i, &t),
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break false,
@@ -400,8 +405,17 @@ struct Frame<'a> {
     t: Option<u64>,
 }
 
-fn after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    s.find(key).map(|p| &s[p + key.len()..])
+/// The keys `parse_frame` looks for, each searcher built once: building a `str::find`
+/// searcher per frame was a tenth of these processes' time in a burst.
+static TYPE_MESSAGE: &str = r#"{"type":"message""#;
+static CONV: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""conv":""#));
+static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""seq":"#));
+static DATA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""data":"#));
+static T: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""t":"#));
+
+/// What follows the first `key` in `s`. Every key is ASCII, so the cut is a char boundary.
+fn after<'a>(s: &'a str, key: &Finder<'_>) -> Option<&'a str> {
+    key.find(s.as_bytes()).map(|p| &s[p + key.needle().len()..])
 }
 
 fn leading_u64(s: &str) -> Option<u64> {
@@ -410,13 +424,13 @@ fn leading_u64(s: &str) -> Option<u64> {
 }
 
 fn parse_frame(t: &str) -> Option<Frame<'_>> {
-    if !t.starts_with(r#"{"type":"message""#) {
+    if !t.starts_with(TYPE_MESSAGE) {
         return None;
     }
-    let conv = after(t, r#""conv":""#)?;
-    let conv = &conv[..conv.find('"')?];
-    let seq = leading_u64(after(t, r#""seq":"#)?)?;
-    let t = after(t, r#""data":"#).and_then(|d| after(d, r#""t":"#)).and_then(leading_u64);
+    let conv = after(t, &CONV)?;
+    let conv = &conv[..memchr::memchr(b'"', conv.as_bytes())?];
+    let seq = leading_u64(after(t, &SEQ)?)?;
+    let t = after(t, &DATA).and_then(|d| after(d, &T)).and_then(leading_u64);
     Some(Frame { conv, seq, t })
 }
 
@@ -424,7 +438,7 @@ fn on_text(sh: &Shared, i: usize, text: &str) {
     let now = mono_ns();
     let Some(f) = parse_frame(text) else {
         let mut st = sh.stats.lock().unwrap();
-        if text.starts_with(r#"{"type":"message""#) {
+        if text.starts_with(TYPE_MESSAGE) {
             st.unparsed += 1;
         } else {
             st.other += 1;
@@ -482,14 +496,7 @@ fn stats(sh: &Shared) -> Value {
         .iter()
         .map(|(seq, g)| json!([seq, g.sent_ns, g.count, g.first_ns, g.last_ns]))
         .collect();
-    for (seq, g) in sh.group_slots.iter().enumerate() {
-        let count = g.count.swap(0, Relaxed);
-        if count > 0 {
-            // The send time is the same in every copy, so it is kept; the others restart.
-            let (sent, first, last) = (g.sent_ns.load(Relaxed), g.first_ns.swap(u64::MAX, Relaxed), g.last_ns.swap(0, Relaxed));
-            group.push(json!([seq, sent, count, first, last]));
-        }
-    }
+    take_group_slots(sh, &mut group);
     json!({
         "delivered": st.delivered,
         "first_ns": st.first_ns,
@@ -504,6 +511,29 @@ fn stats(sh: &Shared) -> Value {
         "holes": holes,
         "dups": dups,
     })
+}
+
+/// The group counters alone, since the previous `stats` or `group`: scenario 2 asks every
+/// 10 ms while a send is under way, and a full `stats` (a fresh histogram, every connection's
+/// state) in this one thread would delay the very frames it is timing.
+fn group_stats(sh: &Shared) -> Value {
+    let mut group: Vec<Value> = {
+        let mut st = sh.stats.lock().unwrap();
+        st.group.drain().map(|(seq, g)| json!([seq, g.sent_ns, g.count, g.first_ns, g.last_ns])).collect()
+    };
+    take_group_slots(sh, &mut group);
+    json!({ "group": group })
+}
+
+fn take_group_slots(sh: &Shared, group: &mut Vec<Value>) {
+    for (seq, g) in sh.group_slots.iter().enumerate() {
+        let count = g.count.swap(0, Relaxed);
+        if count > 0 {
+            // The send time is the same in every copy, so it is kept; the others restart.
+            let (sent, first, last) = (g.sent_ns.load(Relaxed), g.first_ns.swap(u64::MAX, Relaxed), g.last_ns.swap(0, Relaxed));
+            group.push(json!([seq, sent, count, first, last]));
+        }
+    }
 }
 
 /// Drops every connection at once and waits until all have their welcome frame again.

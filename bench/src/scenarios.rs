@@ -776,7 +776,7 @@ pub async fn group(env: &Env, redis: &Redis, plan: &Plan, kind: Kind) -> anyhow:
         let mut acc: std::collections::HashMap<u64, (u64, u64, u64, u64)> = Default::default();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let m = merge(&workers.ask("stats", Duration::from_secs(60)).await?);
+            let m = merge(&workers.ask("group", Duration::from_secs(60)).await?);
             for (seq, sent, count, f, l) in m.group {
                 let e = acc.entry(seq).or_insert((sent, 0, u64::MAX, 0));
                 e.0 = e.0.min(sent);
