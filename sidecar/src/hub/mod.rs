@@ -106,9 +106,15 @@ struct Topic {
     /// Distinguishes this topic from an earlier one of the same name, so a late confirmation
     /// for a topic that was dropped and re-created does not mark the new one as subscribed.
     id: u64,
-    subscribers: Vec<Subscriber>,
+    /// By connection, so leaving is O(1). With a list every leave scanned the whole topic, and
+    /// the broadcast topic holds every connection of the node: N connections dropping at once
+    /// (a network blip, a reconnect storm) cost O(N²) under the hub's lock — 361 million entries
+    /// visited for 19,000, and 28 times that for a node of 100,000.
+    subscribers: Subscribers,
     confirmed: bool,
 }
+
+type Subscribers = HashMap<ConnId, Subscriber, foldhash::fast::RandomState>;
 
 enum Cmd {
     Subscribe { name: Arc<str>, id: u64, ack: oneshot::Sender<()> },
@@ -165,10 +171,10 @@ impl Hub {
             let t = topics.entry(Arc::from(topic)).or_insert_with_key(|name| Topic {
                 name: name.clone(),
                 id: self.next_topic.fetch_add(1, Relaxed),
-                subscribers: Vec::new(),
+                subscribers: Subscribers::default(),
                 confirmed: false,
             });
-            t.subscribers.push(sub);
+            t.subscribers.insert(sub.conn, sub);
             if t.confirmed {
                 return Ok(t.name.clone());
             }
@@ -190,7 +196,7 @@ impl Hub {
     pub fn leave(&self, topic: &str, conn: ConnId) {
         let mut topics = self.topics.lock().unwrap();
         let Some(t) = topics.get_mut(topic) else { return };
-        t.subscribers.retain(|s| s.conn != conn);
+        t.subscribers.remove(&conn);
         if t.subscribers.is_empty() {
             let t = topics.remove(topic).expect("present");
             let _ = self.cmds.send(Cmd::Unsubscribe { name: t.name });
@@ -218,7 +224,7 @@ impl Hub {
         if items.is_empty() {
             return;
         }
-        for s in &t.subscribers {
+        for s in t.subscribers.values() {
             let admitted = items.iter().filter(|(reach, _)| reach.admits(s.conn));
             // A full mailbox ends its connection by itself (it resumes from its cursors).
             let _ = s.tx.send_all(admitted.map(|(_, item)| item.clone()));
@@ -306,7 +312,7 @@ impl Hub {
     /// channel reaches every connection once).
     pub fn tell(&self, topic: &str, item: Outbound, pick: impl Fn(ConnId) -> bool) {
         if let Some(t) = self.topics.lock().unwrap().get(topic) {
-            for s in t.subscribers.iter().filter(|s| pick(s.conn)) {
+            for s in t.subscribers.values().filter(|s| pick(s.conn)) {
                 offer(s, item.clone());
             }
         }
@@ -324,7 +330,7 @@ impl Hub {
     /// Every subscription of every topic (a connection in several topics comes once per topic).
     fn each_subscriber(&self, f: impl Fn(&Subscriber)) {
         for t in self.topics.lock().unwrap().values() {
-            t.subscribers.iter().for_each(&f);
+            t.subscribers.values().for_each(&f);
         }
     }
 }
