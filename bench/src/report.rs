@@ -270,6 +270,15 @@ fn panel(svg: &mut String, x: f64, y: f64, w: f64, p: &Bars<'_>) -> f64 {
     yy - y + 14.0
 }
 
+/// Label and colour of a scenario-2 bar: ours, the peer or the floor server.
+fn group_bar(g: &Group) -> (&'static str, &'static str) {
+    match g.target.as_str() {
+        "chat" => ("ours", OURS),
+        "floor" => ("floor (minimal Rust)", FLOOR),
+        _ => ("peer", PEER),
+    }
+}
+
 pub fn svg(r: &Results) -> String {
     let mut panels: Vec<Bars<'_>> = Vec::new();
     let idle1: Vec<&Idle> = r.idle.iter().filter(|i| i.nodes == 1).collect();
@@ -286,7 +295,16 @@ pub fn svg(r: &Results) -> String {
             unit: "/s",
             bars: r.group.iter().map(|g| {
                 let v = match &g.skipped { Some(s) => Err(s.clone()), None => Ok(g.burst_deliveries_per_s) };
-                let (who, colour) = match g.target.as_str() { "chat" => ("ours", OURS), "floor" => ("floor (minimal Rust)", FLOOR), _ => ("peer", PEER) };
+                let (who, colour) = group_bar(g);
+                (who.to_owned(), v, colour)
+            }).collect(),
+        });
+        panels.push(Bars {
+            title: "2. Group fan-out, one send to its last recipient, ms, median (lower is better)".into(),
+            unit: "ms",
+            bars: r.group.iter().map(|g| {
+                let v = match &g.skipped { Some(s) => Err(s.clone()), None => Ok(g.single_median_ms) };
+                let (who, colour) = group_bar(g);
                 (who.to_owned(), v, colour)
             }).collect(),
         });
