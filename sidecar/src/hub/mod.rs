@@ -106,15 +106,72 @@ struct Topic {
     /// Distinguishes this topic from an earlier one of the same name, so a late confirmation
     /// for a topic that was dropped and re-created does not mark the new one as subscribed.
     id: u64,
-    /// By connection, so leaving is O(1). With a list every leave scanned the whole topic, and
-    /// the broadcast topic holds every connection of the node: N connections dropping at once
-    /// (a network blip, a reconnect storm) cost O(N²) under the hub's lock — 361 million entries
-    /// visited for 19,000, and 28 times that for a node of 100,000.
     subscribers: Subscribers,
     confirmed: bool,
 }
 
-type Subscribers = HashMap<ConnId, Subscriber, foldhash::fast::RandomState>;
+/// Subscribers per topic before the list becomes a map.
+const MANY: usize = 16;
+
+/// A topic's local subscribers, at most one entry per connection. Most topics are one user's
+/// inbox with a connection or two: a short list. A topic that grows past [`MANY`] (a large
+/// group, the broadcast topic, which holds every connection of the node) becomes a map by
+/// connection, so leaving stays O(1): with a list, N connections dropping at once (a network
+/// blip, a reconnect storm) cost O(N²) under the hub's lock — 361 million entries visited for
+/// 19,000, 28 times that for a node of 100,000.
+enum Subscribers {
+    Few(Vec<Subscriber>),
+    Many(HashMap<ConnId, Subscriber, foldhash::fast::RandomState>),
+}
+
+impl Subscribers {
+    fn insert(&mut self, sub: Subscriber) {
+        match self {
+            Subscribers::Few(list) => {
+                if let Some(same) = list.iter_mut().find(|s| s.conn == sub.conn) {
+                    *same = sub;
+                } else if list.len() < MANY {
+                    list.push(sub);
+                } else {
+                    let mut map: HashMap<_, _, _> = list.drain(..).map(|s| (s.conn, s)).collect();
+                    map.insert(sub.conn, sub);
+                    *self = Subscribers::Many(map);
+                }
+            }
+            Subscribers::Many(map) => {
+                map.insert(sub.conn, sub);
+            }
+        }
+    }
+
+    fn remove(&mut self, conn: ConnId) {
+        match self {
+            Subscribers::Few(list) => {
+                if let Some(at) = list.iter().position(|s| s.conn == conn) {
+                    list.swap_remove(at);
+                }
+            }
+            Subscribers::Many(map) => {
+                map.remove(&conn);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Subscribers::Few(list) => list.is_empty(),
+            Subscribers::Many(map) => map.is_empty(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Subscriber> {
+        let (few, many) = match self {
+            Subscribers::Few(list) => (Some(list.iter()), None),
+            Subscribers::Many(map) => (None, Some(map.values())),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+}
 
 enum Cmd {
     Subscribe { name: Arc<str>, id: u64, ack: oneshot::Sender<()> },
@@ -171,10 +228,10 @@ impl Hub {
             let t = topics.entry(Arc::from(topic)).or_insert_with_key(|name| Topic {
                 name: name.clone(),
                 id: self.next_topic.fetch_add(1, Relaxed),
-                subscribers: Subscribers::default(),
+                subscribers: Subscribers::Few(Vec::new()),
                 confirmed: false,
             });
-            t.subscribers.insert(sub.conn, sub);
+            t.subscribers.insert(sub);
             if t.confirmed {
                 return Ok(t.name.clone());
             }
@@ -196,7 +253,7 @@ impl Hub {
     pub fn leave(&self, topic: &str, conn: ConnId) {
         let mut topics = self.topics.lock().unwrap();
         let Some(t) = topics.get_mut(topic) else { return };
-        t.subscribers.remove(&conn);
+        t.subscribers.remove(conn);
         if t.subscribers.is_empty() {
             let t = topics.remove(topic).expect("present");
             let _ = self.cmds.send(Cmd::Unsubscribe { name: t.name });
@@ -224,7 +281,7 @@ impl Hub {
         if items.is_empty() {
             return;
         }
-        for s in t.subscribers.values() {
+        for s in t.subscribers.iter() {
             let admitted = items.iter().filter(|(reach, _)| reach.admits(s.conn));
             // A full mailbox ends its connection by itself (it resumes from its cursors).
             let _ = s.tx.send_all(admitted.map(|(_, item)| item.clone()));
@@ -312,7 +369,7 @@ impl Hub {
     /// channel reaches every connection once).
     pub fn tell(&self, topic: &str, item: Outbound, pick: impl Fn(ConnId) -> bool) {
         if let Some(t) = self.topics.lock().unwrap().get(topic) {
-            for s in t.subscribers.values().filter(|s| pick(s.conn)) {
+            for s in t.subscribers.iter().filter(|s| pick(s.conn)) {
                 offer(s, item.clone());
             }
         }
@@ -330,7 +387,7 @@ impl Hub {
     /// Every subscription of every topic (a connection in several topics comes once per topic).
     fn each_subscriber(&self, f: impl Fn(&Subscriber)) {
         for t in self.topics.lock().unwrap().values() {
-            t.subscribers.values().for_each(&f);
+            t.subscribers.iter().for_each(&f);
         }
     }
 }
@@ -338,4 +395,55 @@ impl Hub {
 fn offer(s: &Subscriber, item: Outbound) {
     // A full mailbox ends its connection by itself (it resumes from its cursors).
     let _ = s.tx.try_send(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(conn: ConnId) -> Subscriber {
+        Subscriber { conn, tx: crate::mailbox::channel(1).0 }
+    }
+
+    fn conns(s: &Subscribers) -> Vec<ConnId> {
+        let mut v: Vec<ConnId> = s.iter().map(|s| s.conn).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_topic_keeps_one_entry_per_connection_as_a_list_and_as_a_map() {
+        let mut s = Subscribers::Few(Vec::new());
+        for conn in 0..MANY as u64 {
+            s.insert(sub(conn));
+        }
+        s.insert(sub(3));
+        assert!(matches!(s, Subscribers::Few(_)));
+        assert_eq!(conns(&s), (0..MANY as u64).collect::<Vec<_>>(), "joining twice is one entry");
+        for conn in MANY as u64..100 {
+            s.insert(sub(conn));
+        }
+        assert!(matches!(s, Subscribers::Many(_)), "a large topic becomes a map");
+        s.insert(sub(50));
+        for conn in (0..100).filter(|c| c % 3 == 0) {
+            s.remove(conn);
+        }
+        s.remove(1000);
+        assert_eq!(conns(&s), (0..100).filter(|c| c % 3 != 0).collect::<Vec<_>>());
+        for conn in 0..100 {
+            s.remove(conn);
+        }
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn leaving_a_small_topic_keeps_the_others() {
+        let mut s = Subscribers::Few(Vec::new());
+        (1..=3).for_each(|c| s.insert(sub(c)));
+        s.remove(1);
+        assert_eq!(conns(&s), vec![2, 3]);
+        s.remove(3);
+        s.remove(2);
+        assert!(s.is_empty());
+    }
 }
