@@ -110,3 +110,27 @@ async fn presence_is_refreshed_while_connected() {
     assert!(expiry().unwrap() > first);
     assert!(php.is_online("frank").await);
 }
+
+#[tokio::test]
+async fn presence_refresh_survives_redis_losing_its_scripts() {
+    // The refresh is a pipeline of EVALSHA calls; after a Redis restart or SCRIPT FLUSH they
+    // fail with NOSCRIPT, and the node must load the script again rather than let every
+    // connection's presence expire.
+    let redis = Redis::start();
+    let sidecar = Sidecar::start_with(&redis, &[("CHAT_PRESENCE_TTL_MS", "3000")]);
+    let php = Php::new(&redis);
+    let (_c, _) = Client::login(&sidecar, &php, "gwen").await;
+    let expiry = || -> Option<u64> {
+        let out = redis.cmd(&["ZRANGE", "chat:{u:gwen}:conns", "0", "0", "WITHSCORES"])?;
+        Some(out.lines().nth(1)?.parse::<f64>().ok()? as u64)
+    };
+    let first = expiry().expect("registered");
+    redis.cmd(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
+    eventually("presence refreshed past its first expiry", async || {
+        let now_ms: u64 = redis.cmd(&["TIME"])?.lines().next()?.parse::<u64>().ok()? * 1000;
+        (now_ms > first + 500).then_some(())
+    })
+    .await;
+    assert!(expiry().unwrap() > first, "refreshed although Redis had forgotten the script");
+    assert!(php.is_online("gwen").await);
+}
