@@ -205,24 +205,52 @@ pub fn kick(keys: &Keys, uid: &str, reason: &str) -> ScriptInvocation<'static> {
 /// Raises `uid`'s acknowledged sequence in `conv` (never lowers it): the inbox in the user's
 /// `acked` hash, a group in the group's (one field per member).
 pub fn ack(keys: &Keys, uid: &str, conv: &Conversation, seq: u64) -> ScriptInvocation<'static> {
-    match conv {
-        Conversation::Inbox(owner) => {
-            let mut inv = ACK.prepare_invoke();
-            inv.key(keys.acked(owner)).arg(conv.to_string()).arg(seq);
-            inv
-        }
-        Conversation::Group(group) => ack_group(keys, group, &[(uid, seq)]),
-    }
+    ack_many(keys, conv, &[(uid, seq)])
 }
 
 /// Raises the acknowledged sequences of several members of `group` at once: `(uid, seq)`.
 pub fn ack_group<S: AsRef<str>>(keys: &Keys, group: &str, members: &[(S, u64)]) -> ScriptInvocation<'static> {
+    ack_many(keys, &Conversation::Group(group.to_owned()), members)
+}
+
+/// [`ack`] for an inbox (its owner acknowledged the highest of `members`' sequences), or
+/// [`ack_group`] for a group.
+pub fn ack_many<S: AsRef<str>>(keys: &Keys, conv: &Conversation, members: &[(S, u64)]) -> ScriptInvocation<'static> {
+    let (key, args) = ack_parts(keys, conv, members);
     let mut inv = ACK.prepare_invoke();
-    inv.key(keys.group_acked(group));
-    for (uid, seq) in members {
-        inv.arg(uid.as_ref()).arg(*seq);
+    inv.key(key);
+    for arg in &args {
+        inv.arg(arg);
     }
     inv
+}
+
+/// Many [`ack_many`] writes in one pipeline (one write and one read for the lot), results one
+/// per write (`Vec<RedisResult<()>>`); on [`is_no_script`], run that write's [`ack_many`],
+/// which loads the script again.
+pub fn ack_all<S: AsRef<str>>(keys: &Keys, writes: &[(Conversation, Vec<(S, u64)>)]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for (conv, members) in writes {
+        let (key, args) = ack_parts(keys, conv, members);
+        pipe.cmd("EVALSHA").arg(ACK.get_hash()).arg(1).arg(key).arg(&args[..]);
+    }
+    pipe
+}
+
+/// Key and arguments of `ack.lua`: an inbox's position is a field of its owner's `acked` hash
+/// (the highest sequence given); a group's members are fields of the group's.
+fn ack_parts<S: AsRef<str>>(keys: &Keys, conv: &Conversation, members: &[(S, u64)]) -> (String, Vec<String>) {
+    match conv {
+        Conversation::Inbox(owner) => {
+            let seq = members.iter().map(|m| m.1).max().unwrap_or(0);
+            (keys.acked(owner), vec![conv.to_string(), seq.to_string()])
+        }
+        Conversation::Group(group) => {
+            let args = members.iter().flat_map(|(uid, seq)| [uid.as_ref().to_owned(), seq.to_string()]).collect();
+            (keys.group_acked(group), args)
+        }
+    }
 }
 
 /// `uid` read `conv` up to `seq`: moves the read pointer, syncs the user's other devices,

@@ -39,6 +39,9 @@ type Table = HashMap<(Arc<str>, Arc<str>), u64, foldhash::fast::RandomState>;
 /// block (10,000 inbox acks at once held one-to-one p99 latency up by milliseconds).
 const SHARDS: usize = 64;
 
+/// Acknowledgement writes sent as one pipeline (see [`pipelines`]).
+const WRITES_PER_PIPELINE: usize = crate::background::PER_PIPELINE;
+
 /// What one flush writes: per conversation, its members' positions.
 type Writes = Vec<(Arc<str>, Vec<(Arc<str>, u64)>)>;
 
@@ -127,27 +130,42 @@ impl Acks {
         self.write(by_conversation(tables)).await;
     }
 
+    /// Writes in pipelines ([`pipelines`]): a round trip per inbox (about one a second for each
+    /// user who received anything) cost the node a command, a reply and two task wake-ups each.
     async fn write(&self, convs: Writes) {
-        if convs.is_empty() {
-            return;
+        let writes: Vec<(Conversation, Vec<(Arc<str>, u64)>)> =
+            convs.into_iter().filter_map(|(conv, users)| Some((Conversation::parse(&conv).ok()?, users))).collect();
+        let mut redis = self.redis.clone();
+        let mut failures = 0usize;
+        for batch in pipelines(&writes) {
+            let pipe = scripts::ack_all(&self.keys, batch);
+            failures += crate::background::run_pipeline(&mut redis, pipe, batch, |(conv, users)| scripts::ack_many(&self.keys, conv, users)).await;
         }
-        // Owned items and an owning closure: the invocations are built as they are sent, and
-        // the flusher's future stays Send.
-        let (keys, redis) = (self.keys.clone(), self.redis.clone());
-        let calls = convs.into_iter().filter_map(move |(conv, users)| {
-            let inv = match Conversation::parse(&conv).ok()? {
-                Conversation::Group(group) => scripts::ack_group(&keys, &group, &users),
-                inbox => scripts::ack(&keys, &users.first()?.0, &inbox, users.iter().map(|u| u.1).max()?),
-            };
-            let mut redis = redis.clone();
-            Some(async move { inv.invoke_async::<()>(&mut redis).await })
-        });
-        let failures = crate::background::run_all(calls).await;
         if failures > 0 {
             self.metrics.redis_errors_total.fetch_add(failures as u64, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(failures, "acknowledged positions not recorded for some conversations; later acks cover them");
         }
     }
+}
+
+/// Writes per pipeline: at most [`WRITES_PER_PIPELINE`] calls, and at most
+/// [`MEMBERS_PER_CALL`] members in all (a large group's slice goes alone), so Redis runs no
+/// long block of them.
+fn pipelines<T>(writes: &[(Conversation, Vec<T>)]) -> impl Iterator<Item = &[(Conversation, Vec<T>)]> {
+    let mut rest = writes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut n, mut members) = (0, 0);
+        while n < rest.len() && n < WRITES_PER_PIPELINE && (n == 0 || members + rest[n].1.len() <= MEMBERS_PER_CALL) {
+            members += rest[n].1.len();
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        Some(batch)
+    })
 }
 
 /// What `tables` hold, per conversation; a big group's members in slices, so one script call
@@ -161,4 +179,23 @@ fn by_conversation(tables: impl IntoIterator<Item = Table>) -> Writes {
         .into_iter()
         .flat_map(|(conv, users)| users.chunks(MEMBERS_PER_CALL).map(|part| (conv.clone(), part.to_vec())).collect::<Vec<_>>())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(members: usize) -> (Conversation, Vec<u64>) {
+        (Conversation::Group("g".into()), vec![0; members])
+    }
+
+    #[test]
+    fn pipelines_hold_at_most_sixteen_writes_and_a_large_slice_goes_alone() {
+        let mut writes: Vec<_> = (0..40).map(|_| write(1)).collect();
+        writes.insert(5, write(MEMBERS_PER_CALL));
+        let sizes: Vec<usize> = pipelines(&writes).map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![5, 1, 16, 16, 3]);
+        assert_eq!(sizes.iter().sum::<usize>(), writes.len(), "every write once");
+        assert_eq!(pipelines::<u64>(&[]).count(), 0);
+    }
 }

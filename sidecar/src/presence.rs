@@ -33,9 +33,6 @@ fn refresh_round(ttl_ms: u64) -> Duration {
     (Duration::from_millis(ttl_ms) / 3).max(Duration::from_millis(1))
 }
 
-/// Connections refreshed per pipeline: a few hundred microseconds of Redis's time each.
-const REFRESH_BATCH: usize = 16;
-
 /// A local connection's user and what was registered for it.
 type Registered = (Arc<str>, Arc<ConnInfo>);
 
@@ -184,35 +181,16 @@ impl Presence {
         }));
     }
 
-    /// Refreshes the local entries of one slot (connection id modulo `slots`), pipelined
-    /// [`REFRESH_BATCH`] at a time: one write and one read per batch rather than a round trip
-    /// (a command, a reply, two task wake-ups) per connection, which was most of an idle node's
-    /// CPU; and small enough batches that Redis runs no long block of them ahead of PHP's pushes.
+    /// Refreshes the local entries of one slot (connection id modulo `slots`), in pipelines of
+    /// [`crate::background::PER_PIPELINE`].
     async fn refresh_slot(&self, slot: u64, slots: u64) {
         let entries: Vec<Registered> =
             self.local.lock().unwrap().iter().filter(|(conn, _)| **conn % slots == slot).map(|(_, e)| e.clone()).collect();
         let mut redis = self.redis.clone();
         let mut failures = 0usize;
-        for batch in entries.chunks(REFRESH_BATCH) {
+        for batch in entries.chunks(crate::background::PER_PIPELINE) {
             let pipe = scripts::refresh_all(&self.keys, batch.iter().map(|(uid, info)| (&**uid, &**info)), self.ttl_ms);
-            let results: Vec<redis::RedisResult<u64>> = match pipe.query_async(&mut redis).await {
-                Ok(r) => r,
-                Err(_) => {
-                    failures += batch.len();
-                    continue;
-                }
-            };
-            for ((uid, info), r) in batch.iter().zip(results) {
-                match r {
-                    Ok(_) => {}
-                    // Redis lost its scripts (a restart, SCRIPT FLUSH): this call loads it again.
-                    Err(e) if scripts::is_no_script(&e) => {
-                        let again = scripts::register(&self.keys, uid, info, self.ttl_ms, false);
-                        failures += usize::from(again.invoke_async::<u64>(&mut redis).await.is_err());
-                    }
-                    Err(_) => failures += 1,
-                }
-            }
+            failures += crate::background::run_pipeline(&mut redis, pipe, batch, |(uid, info)| scripts::register(&self.keys, uid, info, self.ttl_ms, false)).await;
         }
         if failures > 0 {
             self.metrics.redis_errors_total.fetch_add(failures as u64, std::sync::atomic::Ordering::Relaxed);

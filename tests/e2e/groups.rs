@@ -209,3 +209,22 @@ async fn a_new_device_starts_a_group_after_what_the_users_other_devices_received
     behind.close().await;
     assert_eq!(redis.cmd(&["HGET", "chat:{g:crew}:acked", "gil"]).as_deref(), Some("4"), "an older ack does not lower it");
 }
+
+#[tokio::test]
+async fn acknowledgements_are_written_after_redis_lost_its_scripts() {
+    // The node writes acknowledgements as pipelines of EVALSHA calls; after a Redis restart or
+    // SCRIPT FLUSH those fail with NOSCRIPT, and the node must load the script again.
+    let redis = Redis::start();
+    let sidecar = Sidecar::start(&redis);
+    let php = Php::new(&redis);
+    php.run(r#"chat_join_group("hal", "deck");"#).await;
+    let (mut client, _) = Client::login(&sidecar, &php, "hal").await;
+    let acked = || redis.cmd(&["HGET", "chat:{g:deck}:acked", "hal"]);
+    php.run(r#"chat_send_to_group("deck", ["i" => 1]);"#).await;
+    assert_eq!(client.recv_message().await["seq"], 1);
+    eventually("the first acknowledgement", async || (acked().as_deref() == Some("1")).then_some(())).await;
+    redis.cmd(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
+    php.run(r#"chat_send_to_group("deck", ["i" => 2]);"#).await;
+    assert_eq!(client.recv_message().await["seq"], 2);
+    eventually("the acknowledgement after SCRIPT FLUSH", async || (acked().as_deref() == Some("2")).then_some(())).await;
+}
