@@ -362,7 +362,7 @@ pub fn svg(r: &Results) -> String {
 
 fn memory_panel(svg: &mut String, x: f64, y: f64, w: f64, m: &Memory) -> f64 {
     let h = 140.0;
-    let _ = writeln!(svg, r#"<text x="{x}" y="{}" font-size="14" font-weight="bold">6. chat-sidecar RSS during one-to-one load, MiB over {:.0} s (flat is better; band = baseline ±10%)</text>"#, y + 14.0, m.duration_s);
+    let _ = writeln!(svg, r#"<text x="{x}" y="{}" font-size="14" font-weight="bold">6. chat-sidecar RSS under one-to-one load, MiB, {:.0} s (flat is better; band: ±10%)</text>"#, y + 14.0, m.duration_s);
     let (top, left) = (y + 26.0, x + 50.0);
     let pw = w - 60.0;
     let tmax = m.samples.last().map(|s| s.0).unwrap_or(1.0).max(1e-9);
