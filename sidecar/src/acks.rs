@@ -71,7 +71,7 @@ impl Acks {
             woken: Notify::new(),
         });
         let me = acks.clone();
-        tokio::spawn(async move {
+        crate::background::spawn_essential("acknowledgement flusher", async move {
             let every = (delay / SHARDS as u32).max(Duration::from_millis(1));
             loop {
                 me.woken.notified().await;

@@ -23,6 +23,32 @@ use redis::aio::ConnectionManager;
 use redis::ScriptInvocation;
 use tokio_util::sync::CancellationToken;
 
+/// Exit status of a node that lost one of its essential tasks (EX_SOFTWARE).
+pub const EXIT_TASK_PANICKED: i32 = 70;
+
+/// Spawns a task the node cannot do without (the pub/sub link, presence refreshes,
+/// acknowledgements, heartbeats, the history persister). If it panics, the node exits with
+/// [`EXIT_TASK_PANICKED`] so that its supervisor restarts it: a node whose refresher had died
+/// would keep its connections while its users went offline one TTL later, and nothing would say
+/// why. Connections resume on a restarted node from their cursors.
+pub fn spawn_essential<F>(name: &'static str, task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handle = tokio::spawn(task);
+    tokio::spawn(watch(name, handle, || std::process::exit(EXIT_TASK_PANICKED)));
+}
+
+/// Waits for `handle`; calls `on_panic` if its task panicked.
+async fn watch(name: &'static str, handle: tokio::task::JoinHandle<()>, on_panic: impl FnOnce()) {
+    if let Err(e) = handle.await {
+        if e.is_panic() {
+            tracing::error!(task = name, "an essential task panicked; exiting so that the node is restarted");
+            on_panic();
+        }
+    }
+}
+
 /// About how far apart the ticks of spread-out work are.
 pub const TICK: Duration = Duration::from_millis(50);
 
@@ -76,4 +102,48 @@ pub async fn run_pipeline<I>(
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_essential_task_is_reported_and_a_finished_one_is_not() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let panicked = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = panicked.clone();
+        watch("test", tokio::spawn(async {}), move || flag.store(true, SeqCst)).await;
+        assert!(!panicked.load(SeqCst), "ended normally");
+        let flag = panicked.clone();
+        watch("test", tokio::spawn(async { panic!("boom") }), move || flag.store(true, SeqCst)).await;
+        assert!(panicked.load(SeqCst), "the panic reached on_panic");
+    }
+
+    #[test]
+    fn intervals_are_cut_into_ticks_about_50_ms_apart() {
+        assert_eq!(slots(Duration::from_secs(25)), 500, "the default heartbeat");
+        assert_eq!(slots(Duration::from_secs(10)), 200, "the default presence refresh");
+        assert_eq!(slots(Duration::from_millis(20)), 1, "never zero");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spread_serves_every_slot_once_per_round_in_turn() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let (log, end) = (seen.clone(), stop.clone());
+        let round = Duration::from_secs(1);
+        let task = tokio::spawn(spread(round, 4, stop.clone(), move |slot| {
+            log.lock().unwrap().push((tokio::time::Instant::now(), slot));
+            if log.lock().unwrap().len() == 8 {
+                end.cancel();
+            }
+            async {}
+        }));
+        let start = tokio::time::Instant::now();
+        task.await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 2, 3, 0, 1, 2, 3]);
+        assert_eq!(seen[7].0 - start, Duration::from_secs(2), "eight quarter-second ticks");
+    }
 }

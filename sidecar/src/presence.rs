@@ -170,7 +170,7 @@ impl Presence {
         let round = refresh_round(self.ttl_ms);
         let slots = crate::background::slots(round);
         let me = self.clone();
-        tokio::spawn(crate::background::spread(round, slots, shutdown, move |slot| {
+        crate::background::spawn_essential("presence refresher", crate::background::spread(round, slots, shutdown, move |slot| {
             let me = me.clone();
             async move {
                 me.refresh_slot(slot, slots).await;

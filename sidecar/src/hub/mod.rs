@@ -206,16 +206,8 @@ impl Hub {
             stop.cancelled().await;
             watcher.shut_down_all();
         });
-        let link = tokio::spawn(link::supervise(hub.clone(), client.get_connection_info().clone(), rx, shutdown));
-        tokio::spawn(async move {
-            // Without its link the node would hold connections that never receive anything.
-            if let Err(e) = link.await {
-                if e.is_panic() {
-                    tracing::error!("the pub/sub link to Redis panicked; exiting so that the node is restarted");
-                    std::process::exit(70);
-                }
-            }
-        });
+        // Without its link the node would hold connections that never receive anything.
+        crate::background::spawn_essential("pub/sub link", link::supervise(hub.clone(), client.get_connection_info().clone(), rx, shutdown));
         hub
     }
 

@@ -772,7 +772,7 @@ pub fn spawn_heartbeats(app: &Arc<App>) {
     let round = Duration::from_millis(app.settings.heartbeat_ms);
     let slots = crate::background::slots(round);
     let (hub, topic) = (app.hub.clone(), app.keys.broadcast());
-    tokio::spawn(crate::background::spread(round, slots, app.shutdown.clone(), move |slot| {
+    crate::background::spawn_essential("heartbeats", crate::background::spread(round, slots, app.shutdown.clone(), move |slot| {
         hub.tell(&topic, Outbound::Heartbeat, |conn| conn % slots == slot);
         async {}
     }));

@@ -40,7 +40,7 @@ impl Persister {
     /// this returns, every accepted message is logged.
     pub async fn start(mut self, shutdown: CancellationToken) -> redis::RedisResult<()> {
         self.ensure_group().await?;
-        tokio::spawn(async move { self.run(shutdown).await });
+        crate::background::spawn_essential("history persister", async move { self.run(shutdown).await });
         Ok(())
     }
 
