@@ -43,7 +43,10 @@ const SHARDS: usize = 64;
 const WRITES_PER_PIPELINE: usize = crate::background::PER_PIPELINE;
 
 /// What one flush writes: per conversation, its members' positions.
-type Writes = Vec<(Arc<str>, Vec<(Arc<str>, u64)>)>;
+type Writes = Vec<(Arc<str>, Members)>;
+
+/// Members of a conversation and the sequence each acknowledged.
+type Members = Vec<(Arc<str>, u64)>;
 
 pub struct Acks {
     keys: Keys,
@@ -133,7 +136,7 @@ impl Acks {
     /// Writes in pipelines ([`pipelines`]): a round trip per inbox (about one a second for each
     /// user who received anything) cost the node a command, a reply and two task wake-ups each.
     async fn write(&self, convs: Writes) {
-        let writes: Vec<(Conversation, Vec<(Arc<str>, u64)>)> =
+        let writes: Vec<(Conversation, Members)> =
             convs.into_iter().filter_map(|(conv, users)| Some((Conversation::parse(&conv).ok()?, users))).collect();
         let mut redis = self.redis.clone();
         let mut failures = 0usize;

@@ -33,8 +33,11 @@ pub struct Attach {
 /// The long-poll sessions of this node, by connection name.
 #[derive(Default)]
 pub struct Polls {
-    sessions: Mutex<HashMap<String, (Arc<str>, mpsc::Sender<Attach>)>>,
+    sessions: Mutex<HashMap<String, PollSession>>,
 }
+
+/// A live long-poll session: its user, and where its requests are handed.
+type PollSession = (Arc<str>, mpsc::Sender<Attach>);
 
 impl Polls {
     /// Hands `attach` to the live session `conn` of `uid`; gives it back when there is none
