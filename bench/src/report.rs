@@ -270,13 +270,23 @@ fn panel(svg: &mut String, x: f64, y: f64, w: f64, p: &Bars<'_>) -> f64 {
     yy - y + 14.0
 }
 
-/// Label and colour of a scenario-2 bar: ours, the peer or the floor server.
-fn group_bar(g: &Group) -> (&'static str, &'static str) {
-    match g.target.as_str() {
-        "chat" => ("ours", OURS),
-        "floor" => ("floor (minimal Rust)", FLOOR),
-        _ => ("peer", PEER),
-    }
+/// One scenario-2 bar per server (ours, the peer, the floor), of the figure `value` picks.
+fn group_bars(r: &Results, value: fn(&Group) -> f64) -> Vec<(String, Result<f64, String>, &'static str)> {
+    r.group
+        .iter()
+        .map(|g| {
+            let (who, colour) = match g.target.as_str() {
+                "chat" => ("ours", OURS),
+                "floor" => ("floor (minimal Rust)", FLOOR),
+                _ => ("peer", PEER),
+            };
+            let v = match &g.skipped {
+                Some(s) => Err(s.clone()),
+                None => Ok(value(g)),
+            };
+            (who.to_owned(), v, colour)
+        })
+        .collect()
 }
 
 pub fn svg(r: &Results) -> String {
@@ -293,20 +303,12 @@ pub fn svg(r: &Results) -> String {
         panels.push(Bars {
             title: "2. Group fan-out, deliveries per second in a burst (higher is better)".into(),
             unit: "/s",
-            bars: r.group.iter().map(|g| {
-                let v = match &g.skipped { Some(s) => Err(s.clone()), None => Ok(g.burst_deliveries_per_s) };
-                let (who, colour) = group_bar(g);
-                (who.to_owned(), v, colour)
-            }).collect(),
+            bars: group_bars(r, |g| g.burst_deliveries_per_s),
         });
         panels.push(Bars {
             title: "2. Group fan-out, one send to its last recipient, ms, median (lower is better)".into(),
             unit: "ms",
-            bars: r.group.iter().map(|g| {
-                let v = match &g.skipped { Some(s) => Err(s.clone()), None => Ok(g.single_median_ms) };
-                let (who, colour) = group_bar(g);
-                (who.to_owned(), v, colour)
-            }).collect(),
+            bars: group_bars(r, |g| g.single_median_ms),
         });
     }
     if !r.one_to_one.is_empty() {

@@ -93,14 +93,7 @@ pub fn direct_targets(to: &str, from: Option<&str>) -> Vec<Conversation> {
 /// false for the periodic refresh, which then leaves a connection bound meanwhile alone.
 pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64, new: bool) -> ScriptInvocation<'static> {
     let (k, a) = register_parts(keys, uid, conn, ttl_ms, new);
-    let mut inv = REGISTER.prepare_invoke();
-    for key in &k {
-        inv.key(key);
-    }
-    for arg in &a {
-        inv.arg(arg);
-    }
-    inv
+    invocation(&REGISTER, &k, &a)
 }
 
 /// The periodic refresh of many connections: the EVALSHA that [`register`] runs (`new` false)
@@ -109,13 +102,36 @@ pub fn register(keys: &Keys, uid: &str, conn: &ConnInfo, ttl_ms: u64, new: bool)
 /// [`is_no_script`] error means Redis has lost its script cache since — run [`register`] for
 /// that connection, which loads the script again.
 pub fn refresh_all<'a>(keys: &Keys, conns: impl IntoIterator<Item = (&'a str, &'a ConnInfo)>, ttl_ms: u64) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
+    let mut pipe = calls_pipeline();
     for (uid, conn) in conns {
         let (k, a) = register_parts(keys, uid, conn, ttl_ms, false);
-        pipe.cmd("EVALSHA").arg(REGISTER.get_hash()).arg(k.len()).arg(&k[..]).arg(&a[..]);
+        add_call(&mut pipe, &REGISTER, &k, &a);
     }
     pipe
+}
+
+/// `script` with these keys and arguments, run on its own (EVALSHA, loading it if needed).
+fn invocation(script: &'static Script, keys: &[String], args: &[String]) -> ScriptInvocation<'static> {
+    let mut inv = script.prepare_invoke();
+    for key in keys {
+        inv.key(key);
+    }
+    for arg in args {
+        inv.arg(arg);
+    }
+    inv
+}
+
+/// A pipeline of script calls whose results come back one per call, errors included.
+fn calls_pipeline() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    pipe
+}
+
+/// Adds the EVALSHA of `script` with these keys and arguments to `pipe`.
+fn add_call(pipe: &mut redis::Pipeline, script: &Script, keys: &[String], args: &[String]) {
+    pipe.cmd("EVALSHA").arg(script.get_hash()).arg(keys.len()).arg(keys).arg(args);
 }
 
 /// Whether a script call failed because Redis does not know the script (`NOSCRIPT`).
@@ -217,23 +233,17 @@ pub fn ack_group<S: AsRef<str>>(keys: &Keys, group: &str, members: &[(S, u64)]) 
 /// [`ack_group`] for a group.
 pub fn ack_many<S: AsRef<str>>(keys: &Keys, conv: &Conversation, members: &[(S, u64)]) -> ScriptInvocation<'static> {
     let (key, args) = ack_parts(keys, conv, members);
-    let mut inv = ACK.prepare_invoke();
-    inv.key(key);
-    for arg in &args {
-        inv.arg(arg);
-    }
-    inv
+    invocation(&ACK, &[key], &args)
 }
 
 /// Many [`ack_many`] writes in one pipeline (one write and one read for the lot), results one
 /// per write (`Vec<RedisResult<()>>`); on [`is_no_script`], run that write's [`ack_many`],
 /// which loads the script again.
 pub fn ack_all<S: AsRef<str>>(keys: &Keys, writes: &[(Conversation, Vec<(S, u64)>)]) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
+    let mut pipe = calls_pipeline();
     for (conv, members) in writes {
         let (key, args) = ack_parts(keys, conv, members);
-        pipe.cmd("EVALSHA").arg(ACK.get_hash()).arg(1).arg(key).arg(&args[..]);
+        add_call(&mut pipe, &ACK, &[key], &args);
     }
     pipe
 }

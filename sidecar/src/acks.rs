@@ -39,9 +39,6 @@ type Table = HashMap<(Arc<str>, Arc<str>), u64, foldhash::fast::RandomState>;
 /// block (10,000 inbox acks at once held one-to-one p99 latency up by milliseconds).
 const SHARDS: usize = 64;
 
-/// Acknowledgement writes sent as one pipeline (see [`pipelines`]).
-const WRITES_PER_PIPELINE: usize = crate::background::PER_PIPELINE;
-
 /// What one flush writes: per conversation, its members' positions.
 type Writes = Vec<(Arc<str>, Members)>;
 
@@ -151,7 +148,7 @@ impl Acks {
     }
 }
 
-/// Writes per pipeline: at most [`WRITES_PER_PIPELINE`] calls, and at most
+/// Writes per pipeline: at most [`crate::background::PER_PIPELINE`] calls, and at most
 /// [`MEMBERS_PER_CALL`] members in all (a large group's slice goes alone), so Redis runs no
 /// long block of them.
 fn pipelines<T>(writes: &[(Conversation, Vec<T>)]) -> impl Iterator<Item = &[(Conversation, Vec<T>)]> {
@@ -161,7 +158,7 @@ fn pipelines<T>(writes: &[(Conversation, Vec<T>)]) -> impl Iterator<Item = &[(Co
             return None;
         }
         let (mut n, mut members) = (0, 0);
-        while n < rest.len() && n < WRITES_PER_PIPELINE && (n == 0 || members + rest[n].1.len() <= MEMBERS_PER_CALL) {
+        while n < rest.len() && n < crate::background::PER_PIPELINE && (n == 0 || members + rest[n].1.len() <= MEMBERS_PER_CALL) {
             members += rest[n].1.len();
             n += 1;
         }

@@ -96,17 +96,10 @@ async fn presence_is_refreshed_while_connected() {
     let sidecar = Sidecar::start_with(&redis, &[("CHAT_PRESENCE_TTL_MS", "3000")]);
     let php = Php::new(&redis);
     let (_c, _) = Client::login(&sidecar, &php, "frank").await;
-    let expiry = || -> Option<u64> {
-        let out = redis.cmd(&["ZRANGE", "chat:{u:frank}:conns", "0", "0", "WITHSCORES"])?;
-        Some(out.lines().nth(1)?.parse::<f64>().ok()? as u64)
-    };
+    let expiry = || conn_expiry(&redis, "frank");
     let first = expiry().expect("registered");
     // Past the first expiry on Redis's clock, the entry must have been pushed forward.
-    eventually("presence refreshed past its first expiry", async || {
-        let now_ms: u64 = redis.cmd(&["TIME"])?.lines().next()?.parse::<u64>().ok()? * 1000;
-        (now_ms > first + 500).then_some(())
-    })
-    .await;
+    past_on_redis_clock(&redis, first + 500).await;
     assert!(expiry().unwrap() > first);
     assert!(php.is_online("frank").await);
 }
@@ -120,17 +113,25 @@ async fn presence_refresh_survives_redis_losing_its_scripts() {
     let sidecar = Sidecar::start_with(&redis, &[("CHAT_PRESENCE_TTL_MS", "3000")]);
     let php = Php::new(&redis);
     let (_c, _) = Client::login(&sidecar, &php, "gwen").await;
-    let expiry = || -> Option<u64> {
-        let out = redis.cmd(&["ZRANGE", "chat:{u:gwen}:conns", "0", "0", "WITHSCORES"])?;
-        Some(out.lines().nth(1)?.parse::<f64>().ok()? as u64)
-    };
+    let expiry = || conn_expiry(&redis, "gwen");
     let first = expiry().expect("registered");
     redis.cmd(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
-    eventually("presence refreshed past its first expiry", async || {
-        let now_ms: u64 = redis.cmd(&["TIME"])?.lines().next()?.parse::<u64>().ok()? * 1000;
-        (now_ms > first + 500).then_some(())
-    })
-    .await;
+    past_on_redis_clock(&redis, first + 500).await;
     assert!(expiry().unwrap() > first, "refreshed although Redis had forgotten the script");
     assert!(php.is_online("gwen").await);
+}
+
+/// When the user's earliest connection entry expires (ms on Redis's clock).
+fn conn_expiry(redis: &Redis, uid: &str) -> Option<u64> {
+    let out = redis.cmd(&["ZRANGE", &format!("chat:{{u:{uid}}}:conns"), "0", "0", "WITHSCORES"])?;
+    Some(out.lines().nth(1)?.parse::<f64>().ok()? as u64)
+}
+
+/// Waits until Redis's clock is past `ms`.
+async fn past_on_redis_clock(redis: &Redis, ms: u64) {
+    eventually("Redis's clock to pass the first expiry", async || {
+        let now_ms: u64 = redis.cmd(&["TIME"])?.lines().next()?.parse::<u64>().ok()? * 1000;
+        (now_ms > ms).then_some(())
+    })
+    .await;
 }
