@@ -72,6 +72,9 @@ struct RunArgs {
     /// Override the connection count of the one-node idle scenario and the storm.
     #[arg(long)]
     idle_conns: Option<usize>,
+    /// Override the messages of scenario 2's burst (longer bursts, for profiling).
+    #[arg(long)]
+    group_burst: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -162,6 +165,9 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     if let Some(c) = args.idle_conns {
         plan.idle_conns = c;
         plan.storm_clients = c;
+    }
+    if let Some(b) = args.group_burst {
+        plan.group_burst = b;
     }
     let want = |n: u8| args.only.is_empty() || args.only.contains(&n);
     let repo = std::fs::canonicalize(&args.repo)?;

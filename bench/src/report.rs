@@ -127,12 +127,22 @@ fn rows(r: &Results) -> Vec<Row> {
         out.push(row(scen.clone(), "one send -> last recipient ms", show(ours, &|g| f(g.single_median_ms, 2)), show(peer, &|g| f(g.single_median_ms, 2)),
             match (o, p) { (Some(o), Some(p)) => ratio(o.single_median_ms, p.single_median_ms), _ => dash() },
             "<= peer/2", &met_s));
+        let cpu_row = |what: &str, v: fn(&Group) -> f64| {
+            row(scen.clone(), what, show(ours, &|g| f(v(g), 3)), show(peer, &|g| f(v(g), 3)),
+                match (o, p) { (Some(o), Some(p)) => ratio(v(o), v(p)), _ => dash() }, "-", "-")
+        };
+        out.push(cpu_row("server CPU us per delivery, burst", |g| g.burst_cpu_us));
+        out.push(cpu_row("server CPU us per delivery, one send", |g| g.single_cpu_us));
         // The floor (floor.rs): what one write per recipient costs here, whoever makes it.
         if let (Some(o), Some(fl)) = (o, r.group.iter().find(|g| g.target == "floor" && g.skipped.is_none())) {
             out.push(row(scen.clone(), "burst vs the floor server (minimal Rust)", k(o.burst_deliveries_per_s), format!("floor {}", k(fl.burst_deliveries_per_s)),
                 ratio(o.burst_deliveries_per_s, fl.burst_deliveries_per_s), "-", "-"));
             out.push(row(scen.clone(), "one send vs the floor server, ms", f(o.single_median_ms, 2), format!("floor {}", f(fl.single_median_ms, 2)),
                 ratio(o.single_median_ms, fl.single_median_ms), "-", "-"));
+            out.push(row(scen.clone(), "CPU us per delivery vs the floor, burst", f(o.burst_cpu_us, 3), format!("floor {}", f(fl.burst_cpu_us, 3)),
+                ratio(o.burst_cpu_us, fl.burst_cpu_us), "-", "-"));
+            out.push(row(scen.clone(), "CPU us per delivery vs the floor, one send", f(o.single_cpu_us, 3), format!("floor {}", f(fl.single_cpu_us, 3)),
+                ratio(o.single_cpu_us, fl.single_cpu_us), "-", "-"));
             if let Some(p) = p {
                 out.push(row(scen.clone(), "one send: floor / peer", "-".into(), "-".into(), ratio(fl.single_median_ms, p.single_median_ms), "-", "-"));
             }

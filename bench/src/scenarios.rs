@@ -246,6 +246,13 @@ pub struct Group {
     pub settle_frames: u64,
     #[serde(default)]
     pub settle_s: f64,
+    /// The server's CPU time (user + system) per delivery, µs: over the single sends, and over
+    /// the burst. Steadier than the rates on a shared machine, where the clients and the
+    /// server contend for the same two cores.
+    #[serde(default)]
+    pub single_cpu_us: f64,
+    #[serde(default)]
+    pub burst_cpu_us: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -806,16 +813,21 @@ pub async fn group(env: &Env, redis: &Redis, plan: &Plan, kind: Kind) -> anyhow:
         }
     }
 
+    let cpu = || crate::util::cpu_secs(server.pid()).unwrap_or(0.0);
+    let cpu0 = cpu();
     let mut singles = Vec::new();
     for seq in 1..=plan.group_singles as u64 {
         php.run_json("group_send.php", &[gid.into(), "1".into()]).await?;
         let r = collect(&mut workers, seq, seq, members).await?;
         singles.push((r[0].3.saturating_sub(r[0].0)) as f64 / 1e6);
     }
+    let cpu1 = cpu();
     let first = plan.group_singles as u64 + 1;
     let last = first + plan.group_burst as u64 - 1;
     php.run_json("group_send.php", &[gid.into(), plan.group_burst.to_string()]).await?;
     let r = collect(&mut workers, first, last, members).await?;
+    let cpu2 = cpu();
+    let per_delivery_us = |secs: f64, deliveries: u64| secs * 1e6 / deliveries.max(1) as f64;
     let t0 = r.iter().map(|e| e.0).min().unwrap_or(0);
     let end = r.iter().map(|e| e.3).max().unwrap_or(t0);
     let deliveries: u64 = r.iter().map(|e| e.1).sum();
@@ -835,6 +847,8 @@ pub async fn group(env: &Env, redis: &Redis, plan: &Plan, kind: Kind) -> anyhow:
         connect_s,
         settle_frames,
         settle_s,
+        single_cpu_us: per_delivery_us(cpu1 - cpu0, members * plan.group_singles as u64),
+        burst_cpu_us: per_delivery_us(cpu2 - cpu1, deliveries),
     })
 }
 
