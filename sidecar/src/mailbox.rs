@@ -22,8 +22,14 @@ use crate::hub::Outbound;
 const OVERFLOWED: u8 = 1;
 const SHUT_DOWN: u8 = 2;
 
+struct Queue {
+    items: VecDeque<Outbound>,
+    /// The items' [`Outbound::weight`]s summed: what the capacity bounds.
+    weight: usize,
+}
+
 struct Shared {
-    queue: Mutex<VecDeque<Outbound>>,
+    queue: Mutex<Queue>,
     ready: Notify,
     capacity: usize,
     ended: AtomicU8,
@@ -51,7 +57,7 @@ pub struct Receiver(Arc<Shared>);
 
 pub fn channel(capacity: usize) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(VecDeque::new()),
+        queue: Mutex::new(Queue { items: VecDeque::new(), weight: 0 }),
         ready: Notify::new(),
         capacity: capacity.max(1),
         ended: AtomicU8::new(0),
@@ -77,11 +83,13 @@ impl Sender {
         {
             let mut q = self.0.queue.lock().unwrap();
             for item in items {
-                if q.len() >= self.0.capacity {
+                let weight = item.weight();
+                if q.weight + weight > self.0.capacity {
                     full = true;
                     break;
                 }
-                q.push_back(item);
+                q.weight += weight;
+                q.items.push_back(item);
                 queued = true;
             }
         }
@@ -126,9 +134,12 @@ impl Receiver {
             return Err(why);
         }
         let mut q = self.0.queue.lock().unwrap();
-        let item = q.pop_front();
-        if q.is_empty() && q.capacity() > KEEP_CAPACITY {
-            *q = VecDeque::new();
+        let item = q.items.pop_front();
+        if let Some(item) = &item {
+            q.weight -= item.weight();
+        }
+        if q.items.is_empty() && q.items.capacity() > KEEP_CAPACITY {
+            q.items = VecDeque::new();
         }
         Ok(item)
     }
@@ -195,6 +206,20 @@ mod tests {
         assert_eq!(rx.try_recv().err(), Some(Ended::ShutDown));
     }
 
+    #[tokio::test]
+    async fn a_batch_takes_as_many_slots_as_it_has_messages() {
+        let msg = |seq| {
+            std::sync::Arc::new(crate::hub::LiveMessage { topic: "t".into(), seq, text: "x".into() })
+        };
+        let (tx, mut rx) = channel(3);
+        tx.try_send(Outbound::Batch(vec![msg(1), msg(2)].into())).unwrap();
+        tx.try_send(Outbound::Message(msg(3))).unwrap();
+        assert!(matches!(rx.recv().await, Ok(Outbound::Batch(b)) if b.len() == 2));
+        tx.try_send(Outbound::Batch(vec![msg(4), msg(5)].into())).unwrap();
+        assert!(tx.try_send(Outbound::Resync).is_err(), "3 of 3 slots taken");
+        assert_eq!(rx.try_recv().err(), Some(Ended::Overflowed));
+    }
+
     #[test]
     fn gives_memory_back_after_a_burst() {
         let (tx, mut rx) = channel(1000);
@@ -202,6 +227,6 @@ mod tests {
             tx.try_send(Outbound::Resync).unwrap();
         }
         while rx.try_recv().unwrap().is_some() {}
-        assert_eq!(tx.0.queue.lock().unwrap().capacity(), 0);
+        assert_eq!(tx.0.queue.lock().unwrap().items.capacity(), 0);
     }
 }

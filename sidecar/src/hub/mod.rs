@@ -43,6 +43,10 @@ pub type ConnId = u64;
 pub enum Outbound {
     /// A new message in one of the connection's conversations.
     Message(Arc<LiveMessage>),
+    /// Consecutive messages of one conversation that arrived together, for every subscriber
+    /// alike: shared by all of them, so the hub's work is one queue push per subscriber for the
+    /// lot rather than one per message (a group's burst reaches 10,000 queues).
+    Batch(Arc<[Arc<LiveMessage>]>),
     /// `chat_kick`: close with this reason.
     Kick(Arc<str>),
     /// An ephemeral event (read sync, receipt, typing, …): written to the client as is.
@@ -269,7 +273,7 @@ impl Hub {
     fn dispatch_run(&self, channel: &str, msgs: &[(&str, &[u8])]) {
         let topics = self.topics.lock().unwrap();
         let Some(t) = topics.get(channel) else { return };
-        let items: Vec<(Reach, Outbound)> = msgs.iter().filter_map(|(_, payload)| self.parse(t, payload)).collect();
+        let items = batched(msgs.iter().filter_map(|(_, payload)| self.parse(t, payload)));
         if items.is_empty() {
             return;
         }
@@ -384,6 +388,40 @@ impl Hub {
     }
 }
 
+/// Joins each run of messages for every subscriber into one [`Outbound::Batch`]; the rest
+/// (events, messages for some connections only) stays as it is, in order.
+fn batched(items: impl Iterator<Item = (Reach, Outbound)>) -> Vec<(Reach, Outbound)> {
+    let mut out = Vec::new();
+    let mut run: Vec<Arc<LiveMessage>> = Vec::new();
+    let close = |run: &mut Vec<Arc<LiveMessage>>, out: &mut Vec<(Reach, Outbound)>| match run.len() {
+        0 => {}
+        1 => out.push((Reach::All, Outbound::Message(run.pop().expect("one")))),
+        _ => out.push((Reach::All, Outbound::Batch(std::mem::take(run).into()))),
+    };
+    for item in items {
+        match item {
+            (Reach::All, Outbound::Message(m)) => run.push(m),
+            other => {
+                close(&mut run, &mut out);
+                out.push(other);
+            }
+        }
+    }
+    close(&mut run, &mut out);
+    out
+}
+
+impl Outbound {
+    /// How many queue slots it takes: a batch counts as its messages, so a slow connection is
+    /// found as soon as before.
+    pub fn weight(&self) -> usize {
+        match self {
+            Outbound::Batch(b) => b.len(),
+            _ => 1,
+        }
+    }
+}
+
 fn offer(s: &Subscriber, item: Outbound) {
     // A full mailbox ends its connection by itself (it resumes from its cursors).
     let _ = s.tx.try_send(item);
@@ -426,6 +464,27 @@ mod tests {
             s.remove(conn);
         }
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn messages_for_everyone_that_arrived_together_become_one_batch_in_order() {
+        let msg = |seq| Outbound::Message(Arc::new(LiveMessage { topic: "t".into(), seq, text: "x".into() }));
+        let only = || Reach::Only(HashSet::from([7]));
+        let items = vec![(Reach::All, msg(1)), (Reach::All, msg(2)), (Reach::All, msg(3)), (only(), msg(4)), (Reach::All, msg(5)), (Reach::All, Outbound::Resync), (Reach::All, msg(6)), (Reach::All, msg(7))];
+        let out = batched(items.into_iter());
+        let shape: Vec<String> = out
+            .iter()
+            .map(|(reach, item)| {
+                let who = if matches!(reach, Reach::All) { "all" } else { "some" };
+                match item {
+                    Outbound::Batch(b) => format!("{who}:batch{:?}", b.iter().map(|m| m.seq).collect::<Vec<_>>()),
+                    Outbound::Message(m) => format!("{who}:msg{}", m.seq),
+                    _ => format!("{who}:other"),
+                }
+            })
+            .collect();
+        assert_eq!(shape, ["all:batch[1, 2, 3]", "some:msg4", "all:msg5", "all:other", "all:batch[6, 7]"]);
+        assert_eq!(out[0].1.weight(), 3);
     }
 
     #[test]

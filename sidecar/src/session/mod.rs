@@ -34,7 +34,7 @@ use std::pin::Pin;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::app::App;
-use crate::hub::{ConnId, Outbound, Subscriber};
+use crate::hub::{ConnId, LiveMessage, Outbound, Subscriber};
 use crate::mailbox::{self, Ended};
 use crate::metrics::Metrics;
 use crate::ratelimit::TokenBucket;
@@ -610,11 +610,8 @@ impl Session {
     async fn drain<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox) -> Result<(), Exit> {
         while let Some(item) = rx.try_recv().map_err(|ended| self.ended(ended))? {
             match item {
-                Outbound::Message(m) => {
-                    if self.cursors.get(&m.topic).is_some_and(|c| m.seq > c.seq) {
-                        self.stale.insert(m.topic.clone());
-                    }
-                }
+                Outbound::Message(m) => self.missed(&m),
+                Outbound::Batch(batch) => batch.iter().for_each(|m| self.missed(m)),
                 Outbound::Resync => self.stale.extend(self.cursors.keys().cloned()),
                 Outbound::Event(frame) => t.feed(frame, None).await?,
                 Outbound::Kick(reason) => return Err(self.kicked(&reason)),
@@ -627,20 +624,21 @@ impl Session {
         Ok(())
     }
 
+    /// A message dropped during a replay: its conversation is read again if it is newer.
+    fn missed(&mut self, m: &LiveMessage) {
+        if self.cursors.get(&m.topic).is_some_and(|c| m.seq > c.seq) {
+            self.stale.insert(m.topic.clone());
+        }
+    }
+
     async fn handle<T: Transport>(&mut self, t: &mut T, item: Outbound, rx: &mut Inbox) -> Result<(), Exit> {
         match item {
-            Outbound::Message(m) => {
-                let Some(at) = self.cursors.get(&m.topic).map(|c| c.seq) else { return Ok(()) };
-                if m.seq <= at {
-                    return Ok(());
+            Outbound::Message(m) => self.live(t, &m, rx).await,
+            Outbound::Batch(batch) => {
+                for m in batch.iter() {
+                    self.live(t, m, rx).await?;
                 }
-                if m.seq > at + 1 {
-                    Box::pin(self.catch_up(t, m.topic.clone(), m.seq - 1, rx)).await?;
-                    if self.cursors.get(&m.topic).is_some_and(|c| c.seq >= m.seq) {
-                        return Ok(());
-                    }
-                }
-                self.emit(t, &m.topic, m.seq, m.text.clone()).await
+                Ok(())
             }
             Outbound::Event(frame) => t.feed(frame, None).await,
             Outbound::Kick(reason) => Err(self.kicked(&reason)),
@@ -656,6 +654,22 @@ impl Session {
             Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true)).await,
             Outbound::Heartbeat => Box::pin(t.heartbeat()).await,
         }
+    }
+
+    /// A message as it came from the hub: written if it is the next of its conversation, after
+    /// what the stream holds in between if some is missing, not at all if already sent.
+    async fn live<T: Transport>(&mut self, t: &mut T, m: &LiveMessage, rx: &mut Inbox) -> Result<(), Exit> {
+        let Some(at) = self.cursors.get(&m.topic).map(|c| c.seq) else { return Ok(()) };
+        if m.seq <= at {
+            return Ok(());
+        }
+        if m.seq > at + 1 {
+            Box::pin(self.catch_up(t, m.topic.clone(), m.seq - 1, rx)).await?;
+            if self.cursors.get(&m.topic).is_some_and(|c| c.seq >= m.seq) {
+                return Ok(());
+            }
+        }
+        self.emit(t, &m.topic, m.seq, m.text.clone()).await
     }
 
     /// Sends what the stream holds after the cursor, up to sequence `upto`; what the stream
