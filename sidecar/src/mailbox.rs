@@ -209,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_takes_as_many_slots_as_it_has_messages() {
         let msg = |seq| {
-            std::sync::Arc::new(crate::hub::LiveMessage { topic: "t".into(), seq, text: "x".into() })
+            std::sync::Arc::new(crate::hub::LiveMessage::new("t".into(), seq, "x"))
         };
         let (tx, mut rx) = channel(3);
         tx.try_send(Outbound::Batch(vec![msg(1), msg(2)].into())).unwrap();

@@ -127,3 +127,39 @@ async fn chat_push_throws_when_redis_is_down_and_recovers_after() {
     let id = php.push("frank", r#"{"a":2}"#, None).await;
     assert_eq!(id.len(), 26);
 }
+
+/// Messages are written from their shared pre-encoded frames, events through the WebSocket
+/// library: a mix of the two reaches the client in the order sent. The client reads only once
+/// everything is pushed, so the session, blocked on a full socket meanwhile, finds the mix
+/// queued and writes it in batches.
+#[tokio::test]
+async fn messages_and_events_mixed_arrive_in_the_order_sent() {
+    let redis = Redis::start();
+    let sidecar = Sidecar::start_with(&redis, &[("CHAT_OUTBOUND_QUEUE", "20000")]);
+    let php = Php::new(&redis);
+    let (mut dora, _) = Client::login(&sidecar, &php, "dora").await;
+
+    let n = 3000;
+    php.run(&format!(
+        r#"$pad = str_repeat("x", 1000); for ($i = 1; $i <= {n}; $i++) {{ chat_push("dora", ["i" => $i, "pad" => $pad]); if ($i % 3 == 0) {{ chat_event("u:dora", ["after" => $i]); }} }}"#
+    ))
+    .await;
+    let mut expected = Vec::new();
+    for i in 1..=n {
+        expected.push(format!("m{i}"));
+        if i % 3 == 0 {
+            expected.push(format!("e{i}"));
+        }
+    }
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        let v = dora.recv().await;
+        match v["type"].as_str() {
+            Some("message") => got.push(format!("m{}", v["data"]["i"])),
+            Some("event") => got.push(format!("e{}", v["data"]["after"])),
+            _ => {}
+        }
+    }
+    let first_wrong = got.iter().zip(&expected).position(|(g, e)| g != e);
+    assert_eq!(first_wrong, None, "out of order from {first_wrong:?}: got {:?}", first_wrong.map(|at| &got[at..(at + 6).min(got.len())]));
+}

@@ -70,7 +70,21 @@ pub struct LiveMessage {
     /// The live channel it came on; connections key their cursors by it.
     pub topic: Arc<str>,
     pub seq: u64,
+    /// The envelope: a slice of `ws_frame`, no second copy.
     pub text: Utf8Bytes,
+    /// The envelope as a complete WebSocket text frame. Frames from a server are not masked,
+    /// so these bytes are the same for every recipient: built once here, each WebSocket session
+    /// copies them into its write buffer instead of encoding the frame again.
+    pub ws_frame: bytes::Bytes,
+}
+
+impl LiveMessage {
+    pub fn new(topic: Arc<str>, seq: u64, envelope: &str) -> LiveMessage {
+        let ws_frame = crate::transport::ws::text_frame(envelope);
+        let text = ws_frame.slice(ws_frame.len() - envelope.len()..);
+        let text = Utf8Bytes::try_from(text).expect("a slice of a str at its start");
+        LiveMessage { topic, seq, text, ws_frame }
+    }
 }
 
 /// Which local subscribers of a topic a notification is for.
@@ -311,11 +325,7 @@ impl Hub {
             }
         };
         let item = match event {
-            LiveEvent::Message { seq, envelope } => Outbound::Message(Arc::new(LiveMessage {
-                topic: t.name.clone(),
-                seq,
-                text: Utf8Bytes::from(envelope.to_owned()),
-            })),
+            LiveEvent::Message { seq, envelope } => Outbound::Message(Arc::new(LiveMessage::new(t.name.clone(), seq, envelope))),
             LiveEvent::Kick { reason } => Outbound::Kick(Arc::from(reason)),
             LiveEvent::Event { frame } => Outbound::Event(Utf8Bytes::from(frame.to_owned())),
             LiveEvent::Joined { group, seq } => Outbound::Joined { group: Arc::from(group), seq },
@@ -468,7 +478,7 @@ mod tests {
 
     #[test]
     fn messages_for_everyone_that_arrived_together_become_one_batch_in_order() {
-        let msg = |seq| Outbound::Message(Arc::new(LiveMessage { topic: "t".into(), seq, text: "x".into() }));
+        let msg = |seq| Outbound::Message(Arc::new(LiveMessage::new("t".into(), seq, "x")));
         let only = || Reach::Only(HashSet::from([7]));
         let items = vec![(Reach::All, msg(1)), (Reach::All, msg(2)), (Reach::All, msg(3)), (only(), msg(4)), (Reach::All, msg(5)), (Reach::All, Outbound::Resync), (Reach::All, msg(6)), (Reach::All, msg(7))];
         let out = batched(items.into_iter());

@@ -669,7 +669,12 @@ impl Session {
                 return Ok(());
             }
         }
-        self.emit(t, &m.topic, m.seq, m.text.clone()).await
+        let Some(c) = self.cursors.get_mut(&m.topic) else { return Ok(()) };
+        c.seq = m.seq;
+        let ids = T::TRACKS_CURSORS.then(|| self.snapshot());
+        t.feed_live(m, ids).await?;
+        self.delivered += 1;
+        Ok(())
     }
 
     /// Sends what the stream holds after the cursor, up to sequence `upto`; what the stream

@@ -12,6 +12,8 @@ pub mod ws;
 use std::borrow::Cow;
 
 use chat_protocol::wire::Cursors;
+
+use crate::hub::LiveMessage;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// How a session ends.
@@ -63,6 +65,12 @@ pub trait Transport: Send {
     /// Queues a frame. With [`Self::TRACKS_CURSORS`], frames that move a cursor (messages and
     /// the welcome) come with all of the client's cursors after them.
     fn feed(&mut self, frame: Utf8Bytes, cursors: Option<Cursors>) -> impl std::future::Future<Output = Result<(), Exit>> + Send;
+
+    /// Queues a message from the hub; like [`Self::feed`] with its text, unless the transport
+    /// has a cheaper way to write a frame every recipient shares.
+    fn feed_live(&mut self, m: &LiveMessage, cursors: Option<Cursors>) -> impl std::future::Future<Output = Result<(), Exit>> + Send {
+        self.feed(m.text.clone(), cursors)
+    }
 
     fn flush(&mut self) -> impl std::future::Future<Output = Result<(), Exit>> + Send;
 

@@ -1,4 +1,12 @@
 //! WebSocket transport (`/ws`): frames are WebSocket text frames, liveness is ping/pong.
+//!
+//! Messages from the hub arrive with their frame already encoded ([`LiveMessage::ws_frame`]):
+//! a session copies those bytes into a buffer of its own and writes it to the socket itself,
+//! instead of handing each message to tungstenite (which would take a reference to it and
+//! encode the same frame again for every recipient). Everything else — events, replays,
+//! pings, the close — goes through tungstenite. The two never interleave: whichever has bytes
+//! waiting is written out before the other takes a frame, so the client sees frames in the
+//! order the session fed them.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,15 +14,18 @@ use std::time::{Duration, Instant};
 
 use chat_protocol::wire::{self, close, ClientFrame, Cursors};
 use chat_protocol::Claims;
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::{close_with, truncate, Exit, Inbound, Transport};
 use crate::app::App;
+use crate::hub::LiveMessage;
 use crate::metrics::Metrics;
 
 pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
@@ -26,6 +37,28 @@ pub struct WsTransport {
     heartbeat: Duration,
     last_heard: Instant,
     max_frame_bytes: usize,
+    /// Encoded message frames not written yet; written once they reach `write_buffer` bytes,
+    /// and at each flush (then freed: an idle connection keeps no buffer).
+    out: Vec<u8>,
+    write_buffer: usize,
+}
+
+/// `payload` as one unmasked, final WebSocket text frame (RFC 6455 §5.2).
+pub fn text_frame(payload: &str) -> Bytes {
+    let len = payload.len();
+    let mut frame = Vec::with_capacity(len + 10);
+    frame.push(0x81);
+    if len < 126 {
+        frame.push(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        frame.push(126);
+        frame.extend_from_slice(&len.to_be_bytes());
+    } else {
+        frame.push(127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    frame.extend_from_slice(payload.as_bytes());
+    frame.into()
 }
 
 impl WsTransport {
@@ -37,7 +70,25 @@ impl WsTransport {
             heartbeat: Duration::from_millis(app.settings.heartbeat_ms),
             last_heard: Instant::now(),
             max_frame_bytes: app.settings.max_frame_bytes,
+            out: Vec::new(),
+            write_buffer: app.settings.write_buffer_bytes.max(1),
         }
+    }
+
+    /// Writes the encoded frames waiting in `out`, after anything tungstenite holds.
+    async fn write_out(&mut self) -> Result<(), Exit> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        // Tungstenite may hold part of a frame (a pong it could not finish writing while it
+        // read): it goes first, or the stream would be corrupt.
+        let r = bounded(self.write_timeout, self.ws.flush()).await;
+        self.io(r)?;
+        let (ws, out) = (&mut self.ws, &self.out);
+        let r = bounded(self.write_timeout, async { ws.get_mut().write_all(out).await.map_err(WsError::Io) }).await;
+        self.io(r)?;
+        self.out = Vec::new();
+        Ok(())
     }
 
     /// Checks the token from the URL/header, or waits for an `auth` frame (which may also
@@ -116,11 +167,27 @@ impl Transport for WsTransport {
     const KIND: &'static str = "websocket";
 
     async fn feed(&mut self, frame: Utf8Bytes, _cursors: Option<Cursors>) -> Result<(), Exit> {
+        self.write_out().await?;
         let r = bounded(self.write_timeout, self.ws.feed(Message::Text(frame))).await;
         self.io(r)
     }
 
+    async fn feed_live(&mut self, m: &LiveMessage, _cursors: Option<Cursors>) -> Result<(), Exit> {
+        if self.out.is_empty() {
+            self.out.reserve(self.write_buffer.max(m.ws_frame.len()));
+        }
+        self.out.extend_from_slice(&m.ws_frame);
+        if self.out.len() >= self.write_buffer {
+            self.write_out().await?;
+        }
+        Ok(())
+    }
+
     async fn flush(&mut self) -> Result<(), Exit> {
+        if !self.out.is_empty() {
+            // Flushes tungstenite first.
+            return self.write_out().await;
+        }
         let r = bounded(self.write_timeout, self.ws.flush()).await;
         self.io(r)
     }
@@ -147,6 +214,7 @@ impl Transport for WsTransport {
         if self.last_heard.elapsed() > self.heartbeat * 5 / 2 {
             return Err(close_with(close::TIMEOUT, "no frames from client; reconnect"));
         }
+        self.write_out().await?;
         let r = bounded(self.write_timeout, self.ws.feed(Message::Ping(Default::default()))).await;
         self.io(r)?;
         self.flush().await
@@ -159,6 +227,9 @@ impl Transport for WsTransport {
             Exit::ClientClosed => None,
             Exit::Close(code, reason) => Some(CloseFrame { code: code.into(), reason: truncate(reason).into() }),
         };
+        if self.write_out().await.is_err() {
+            return;
+        }
         let limit = self.write_timeout.min(Duration::from_secs(2));
         let _ = tokio::time::timeout(limit, async {
             if self.ws.close(frame).await.is_ok() {
@@ -166,5 +237,33 @@ impl Transport for WsTransport {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+
+    /// Our frames parse as tungstenite's, at each of the three length encodings.
+    #[test]
+    fn a_text_frame_is_what_tungstenite_reads() {
+        for len in [0, 1, 125, 126, 65_535, 65_536, 70_000] {
+            let payload = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            let frame = text_frame(&payload);
+            let mut cursor = std::io::Cursor::new(&frame[..]);
+            let (header, length) = FrameHeader::parse(&mut cursor).unwrap().expect("a whole header");
+            assert!(header.is_final && header.mask.is_none(), "final, unmasked");
+            assert_eq!(header.opcode, tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text));
+            assert_eq!(length as usize, payload.len());
+            assert_eq!(&frame[cursor.position() as usize..], payload.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_live_message_shares_its_text_with_its_frame() {
+        let m = LiveMessage::new("t".into(), 1, "{\"a\":1}");
+        assert_eq!(m.text.as_str(), "{\"a\":1}");
+        assert_eq!(&m.ws_frame[2..], m.text.as_bytes());
     }
 }
