@@ -135,14 +135,13 @@ fn rows(r: &Results) -> Vec<Row> {
         out.push(cpu_row("server CPU us per delivery, one send", |g| g.single_cpu_us));
         // The floor (floor.rs): what one write per recipient costs here, whoever makes it.
         if let (Some(o), Some(fl)) = (o, r.group.iter().find(|g| g.target == "floor" && g.skipped.is_none())) {
-            out.push(row(scen.clone(), "burst vs the floor server (minimal Rust)", k(o.burst_deliveries_per_s), format!("floor {}", k(fl.burst_deliveries_per_s)),
-                ratio(o.burst_deliveries_per_s, fl.burst_deliveries_per_s), "-", "-"));
-            out.push(row(scen.clone(), "one send vs the floor server, ms", f(o.single_median_ms, 2), format!("floor {}", f(fl.single_median_ms, 2)),
-                ratio(o.single_median_ms, fl.single_median_ms), "-", "-"));
-            out.push(row(scen.clone(), "CPU us per delivery vs the floor, burst", f(o.burst_cpu_us, 3), format!("floor {}", f(fl.burst_cpu_us, 3)),
-                ratio(o.burst_cpu_us, fl.burst_cpu_us), "-", "-"));
-            out.push(row(scen.clone(), "CPU us per delivery vs the floor, one send", f(o.single_cpu_us, 3), format!("floor {}", f(fl.single_cpu_us, 3)),
-                ratio(o.single_cpu_us, fl.single_cpu_us), "-", "-"));
+            let floor_row = |what: &str, v: fn(&Group) -> f64, show: &dyn Fn(f64) -> String| {
+                row(scen.clone(), what, show(v(o)), format!("floor {}", show(v(fl))), ratio(v(o), v(fl)), "-", "-")
+            };
+            out.push(floor_row("burst vs the floor server (minimal Rust)", |g| g.burst_deliveries_per_s, &k));
+            out.push(floor_row("one send vs the floor server, ms", |g| g.single_median_ms, &|x| f(x, 2)));
+            out.push(floor_row("CPU us per delivery vs the floor, burst", |g| g.burst_cpu_us, &|x| f(x, 3)));
+            out.push(floor_row("CPU us per delivery vs the floor, one send", |g| g.single_cpu_us, &|x| f(x, 3)));
             if let Some(p) = p {
                 out.push(row(scen.clone(), "one send: floor / peer", "-".into(), "-".into(), ratio(fl.single_median_ms, p.single_median_ms), "-", "-"));
             }

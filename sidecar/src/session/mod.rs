@@ -541,11 +541,14 @@ impl Session {
     }
 
     /// Moves the cursor of `topic` to `seq` and hands the message to the transport.
-    async fn emit<T: Transport>(&mut self, t: &mut T, topic: &Arc<str>, seq: u64, text: Utf8Bytes) -> Result<(), Exit> {
+    async fn emit<T: Transport>(&mut self, t: &mut T, topic: &Arc<str>, seq: u64, message: Emitted<'_>) -> Result<(), Exit> {
         let Some(c) = self.cursors.get_mut(topic) else { return Ok(()) };
         c.seq = seq;
         let ids = T::TRACKS_CURSORS.then(|| self.snapshot());
-        t.feed(text, ids).await?;
+        match message {
+            Emitted::Read(text) => t.feed(text, ids).await?,
+            Emitted::Live(m) => t.feed_live(m, ids).await?,
+        }
         self.delivered += 1;
         Ok(())
     }
@@ -669,12 +672,7 @@ impl Session {
                 return Ok(());
             }
         }
-        let Some(c) = self.cursors.get_mut(&m.topic) else { return Ok(()) };
-        c.seq = m.seq;
-        let ids = T::TRACKS_CURSORS.then(|| self.snapshot());
-        t.feed_live(m, ids).await?;
-        self.delivered += 1;
-        Ok(())
+        self.emit(t, &m.topic, m.seq, Emitted::Live(m)).await
     }
 
     /// Sends what the stream holds after the cursor, up to sequence `upto`; what the stream
@@ -709,7 +707,7 @@ impl Session {
                 if seq > upto {
                     break;
                 }
-                self.emit(t, &topic, seq, envelope.into()).await?;
+                self.emit(t, &topic, seq, Emitted::Read(envelope.into())).await?;
                 Metrics::inc(&app.metrics.messages_replayed_total);
             }
         }
@@ -748,7 +746,7 @@ impl Session {
                 if row.seq != self.cursors[topic].seq + 1 {
                     break;
                 }
-                self.emit(t, topic, row.seq, row.envelope().into()).await?;
+                self.emit(t, topic, row.seq, Emitted::Read(row.envelope().into())).await?;
                 Metrics::inc(&app.metrics.messages_from_mysql_total);
             }
         }
@@ -766,6 +764,13 @@ impl Session {
         self.app.presence.unregister(self.conn).await;
         tracing::debug!(conn = %self.conn_name(), uid = %self.uid, "disconnected");
     }
+}
+
+/// A message for [`Session::emit`]: read back from a stream or MySQL, or live from the hub
+/// (whose frame the transport may already have encoded).
+enum Emitted<'a> {
+    Read(Utf8Bytes),
+    Live(&'a LiveMessage),
 }
 
 /// What woke a session.

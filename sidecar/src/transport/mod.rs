@@ -12,9 +12,9 @@ pub mod ws;
 use std::borrow::Cow;
 
 use chat_protocol::wire::Cursors;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::hub::LiveMessage;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// How a session ends.
 #[derive(Debug)]

@@ -91,6 +91,13 @@ impl WsTransport {
         Ok(())
     }
 
+    /// Hands a frame to tungstenite, after the encoded frames waiting in `out`.
+    async fn feed_ws(&mut self, message: Message) -> Result<(), Exit> {
+        self.write_out().await?;
+        let r = bounded(self.write_timeout, self.ws.feed(message)).await;
+        self.io(r)
+    }
+
     /// Checks the token from the URL/header, or waits for an `auth` frame (which may also
     /// bring resume cursors). With `CHAT_ANONYMOUS_CONNECT` a connection without a token in
     /// the URL or a header is anonymous at once (`None`): it may still send an `auth` frame,
@@ -167,9 +174,7 @@ impl Transport for WsTransport {
     const KIND: &'static str = "websocket";
 
     async fn feed(&mut self, frame: Utf8Bytes, _cursors: Option<Cursors>) -> Result<(), Exit> {
-        self.write_out().await?;
-        let r = bounded(self.write_timeout, self.ws.feed(Message::Text(frame))).await;
-        self.io(r)
+        self.feed_ws(Message::Text(frame)).await
     }
 
     async fn feed_live(&mut self, m: &LiveMessage, _cursors: Option<Cursors>) -> Result<(), Exit> {
@@ -214,9 +219,7 @@ impl Transport for WsTransport {
         if self.last_heard.elapsed() > self.heartbeat * 5 / 2 {
             return Err(close_with(close::TIMEOUT, "no frames from client; reconnect"));
         }
-        self.write_out().await?;
-        let r = bounded(self.write_timeout, self.ws.feed(Message::Ping(Default::default()))).await;
-        self.io(r)?;
+        self.feed_ws(Message::Ping(Default::default())).await?;
         self.flush().await
     }
 
