@@ -53,6 +53,8 @@ export interface WelcomeFrame {
   heartbeat_ms: number;
   max_frame_bytes: number;
   cursors: Cursors;
+  /** Per conversation, its current epoch (it changes when Redis lost part of the conversation). */
+  epochs: Cursors;
 }
 
 export interface MessageFrame<D = unknown> {
@@ -60,6 +62,8 @@ export interface MessageFrame<D = unknown> {
   id: string;
   conv: string;
   seq: number;
+  /** The conversation's epoch; a new one starts above every earlier sequence number. */
+  epoch?: number;
   from: string | null;
   to?: string;
   ts: number;
@@ -73,6 +77,12 @@ export interface MemberFrame { type: 'member'; group: string; uid: string; event
 export type TypingFrame = { type: 'typing'; from: string } & ({ to: string } | { group: string });
 export interface SignalFrame<D = unknown> { type: 'signal'; group: string; from: string; data: D }
 export interface BroadcastFrame<D = unknown> { type: 'broadcast'; data: D }
+/**
+ * Redis lost messages of `conv` this client had seen (a failover to a replica that lagged, a
+ * restart without persistence): the server's history now ends at `seq`, the client had seen up
+ * to `was`. Delivery goes on with new messages in `epoch`; re-read what the page shows of `conv`.
+ */
+export interface ResetFrame { type: 'reset'; conv: string; seq: number; was: number; epoch: number }
 /** `chat_event()` from the app to some connections. */
 export interface EventFrame<D = unknown> { type: 'event'; data: D }
 export interface SentFrame { type: 'sent'; ref: unknown; id: string; conv: string; seq: number }
@@ -82,7 +92,7 @@ export interface ErrorFrame { type: 'error'; code: string; message: string; ref?
 
 export type ServerFrame =
   | WelcomeFrame | MessageFrame | ReceiptFrame | ReadFrame | PresenceFrame | MemberFrame
-  | TypingFrame | SignalFrame | BroadcastFrame | EventFrame | SentFrame | PongFrame | ErrorFrame;
+  | TypingFrame | SignalFrame | BroadcastFrame | EventFrame | SentFrame | PongFrame | ErrorFrame | ResetFrame;
 
 export interface StateChange {
   state: ConnectionState;
@@ -107,6 +117,7 @@ export interface ChatEvents {
   signal: SignalFrame;
   broadcast: BroadcastFrame;
   event: EventFrame;
+  reset: ResetFrame;
   /** A frame without a `type` (the app's verbatim `chat_event()` frames): parsed JSON, or the text when it is not JSON. */
   raw: unknown;
   welcome: WelcomeFrame;

@@ -19,7 +19,12 @@ const TOKEN_EXPIRED = 4002;
 const KICKED = 4004;
 
 // Frames the app may listen to, besides the client's own 'state', 'welcome', 'error', 'frame'.
-const EVENT_FRAMES = new Set(['message', 'receipt', 'read', 'presence', 'member', 'typing', 'signal', 'broadcast', 'event']);
+// 'reset': Redis lost messages of a conversation that this client had already seen (a failover
+// to a replica that lagged, a restart without persistence): {conv, seq, was, epoch} says the
+// server's history now ends at seq where the client had seen up to was. Nothing is rewound and
+// nothing new is dropped (a new epoch's numbers start above every earlier one); the app should
+// re-read what it shows of conv.
+const EVENT_FRAMES = new Set(['message', 'receipt', 'read', 'presence', 'member', 'typing', 'signal', 'broadcast', 'event', 'reset']);
 
 /** An error carrying the server's error code (`forbidden`, `rate_limited` …) or the client's. */
 export class ChatError extends Error {
@@ -34,7 +39,8 @@ export class ChatError extends Error {
 /**
  * A connection to chat-sidecar that keeps itself up. Events (`client.on(type, fn)`, or
  * `addEventListener` with the frame in `event.detail`): message, receipt, read, presence,
- * member, typing, signal, broadcast, event, welcome, state, error, frame (every server frame),
+ * member, typing, signal, broadcast, event, reset (Redis lost messages this client had seen: re-read
+ * the conversation), welcome, state, error, frame (every server frame),
  * raw (frames without a `type`: the app's verbatim `chat_event()` frames).
  */
 export class ChatClient extends EventTarget {

@@ -341,10 +341,11 @@ const DOCS = [
         ],
     ],
     'ini' => [
-        'chat.redis_url' => 'Redis to talk to: redis://[[user]:password@]host[:port][/db] or redis+unix:///path.sock[?db=N&pass=...]; no TLS. Must be the sidecar\'s CHAT_REDIS_URL',
+        'chat.redis_url' => 'Redis to talk to: redis://[[user]:password@]host[:port][/db], redis+unix:///path.sock[?db=N&pass=...] or redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master>[/db]; ?replicas=N&replicas_timeout_ms=T: N replicas confirm each write (default 1 with Sentinel, else 0); no TLS. Must be the sidecar\'s CHAT_REDIS_URL',
         'chat.namespace' => 'prefix of every Redis key and channel (id charset); must equal the sidecar\'s CHAT_NAMESPACE',
         'chat.jwt_secret' => 'HS256 secret for chat_token(); must equal the sidecar\'s CHAT_JWT_SECRET',
         'chat.timeout_ms' => 'connect, read and write timeout for Redis, milliseconds, >= 1',
+        'chat.failover_timeout_ms' => 'with redis+sentinel://, how long a call that is safe to repeat keeps trying while the master is switched over, milliseconds, >= 0',
         'chat.retention' => 'about how many messages each conversation\'s Redis stream keeps, >= 1',
         'chat.max_message_bytes' => 'largest accepted message, bytes of its JSON encoding, >= 1',
     ],

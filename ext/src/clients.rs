@@ -21,7 +21,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
 use crate::args::{entries, type_name, ArrayArg, Key, StrArg};
-use crate::conn::with_connection;
+use crate::conn::{repeatable, with_connection};
 use crate::errors::{ChatError, Result};
 use crate::functions::{group_name, message_json, php_int, user_id};
 use crate::{ini, json};
@@ -119,7 +119,7 @@ fn bind(id: &str, uid: &str) -> Result<bool> {
 pub fn chat_client(client_id: StrArg<'_>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
     let id = client_id_of(&client_id)?;
     let key = ini::keys()?.client(&id);
-    let uid: Option<String> = with_connection("chat_client", |con| redis::cmd("GET").arg(&key).query(con))?;
+    let uid: Option<String> = repeatable("chat_client", |con| redis::cmd("GET").arg(&key).query(con))?;
     let Some(uid) = uid else { return Ok(None) };
     let mut row = ZendHashTable::with_capacity(2);
     row.insert("id", id).map_err(internal)?;
@@ -136,7 +136,7 @@ pub fn chat_client(client_id: StrArg<'_>) -> PhpResult<Option<ZBox<ZendHashTable
 pub fn chat_clients(group: Option<StrArg<'_>>) -> PhpResult<ZBox<ZendHashTable>> {
     let groups = optional_group(group.as_ref())?;
     let inv = scripts::clients(&ini::keys()?, ClientsMode::Users, &groups);
-    let flat: Vec<String> = with_connection("chat_clients", |con| inv.invoke(con))?;
+    let flat: Vec<String> = repeatable("chat_clients", |con| inv.invoke(con))?;
     let mut out = ZendHashTable::with_capacity((flat.len() / 2) as u32);
     for pair in flat.chunks(2) {
         let [id, uid] = pair else { continue };
@@ -154,7 +154,7 @@ pub fn chat_clients(group: Option<StrArg<'_>>) -> PhpResult<ZBox<ZendHashTable>>
 pub fn chat_client_count(group: Option<StrArg<'_>>) -> PhpResult<i64> {
     let groups = optional_group(group.as_ref())?;
     let inv = scripts::clients(&ini::keys()?, ClientsMode::Count, &groups);
-    let counts: Vec<u64> = with_connection("chat_client_count", |con| inv.invoke(con))?;
+    let counts: Vec<u64> = repeatable("chat_client_count", |con| inv.invoke(con))?;
     Ok(php_int(counts.first().copied().unwrap_or(0)))
 }
 
@@ -167,7 +167,7 @@ pub fn chat_group_client_counts(groups: ArrayArg<'_>) -> PhpResult<ZBox<ZendHash
         return Ok(out);
     }
     let inv = scripts::clients(&ini::keys()?, ClientsMode::Count, &groups);
-    let counts: Vec<u64> = with_connection("chat_group_client_counts", |con| inv.invoke(con))?;
+    let counts: Vec<u64> = repeatable("chat_group_client_counts", |con| inv.invoke(con))?;
     for (g, n) in groups.iter().zip(counts) {
         out.insert(g.as_str(), php_int(n)).map_err(internal)?;
     }
@@ -184,7 +184,7 @@ pub fn chat_user_clients(uids: ArrayArg<'_>) -> PhpResult<ZBox<ZendHashTable>> {
         return Ok(out);
     }
     let inv = scripts::user_clients(&ini::keys()?, &uids);
-    let lists: Vec<Vec<String>> = with_connection("chat_user_clients", |con| inv.invoke(con))?;
+    let lists: Vec<Vec<String>> = repeatable("chat_user_clients", |con| inv.invoke(con))?;
     for (u, ids) in uids.iter().zip(lists) {
         out.insert(u.as_str(), ids).map_err(internal)?;
     }
@@ -196,7 +196,7 @@ pub fn chat_user_clients(uids: ArrayArg<'_>) -> PhpResult<ZBox<ZendHashTable>> {
 #[php_function]
 pub fn chat_online_groups() -> PhpResult<ZBox<ZendHashTable>> {
     let inv = scripts::online_groups(&ini::keys()?);
-    let rows: Vec<(String, Vec<String>, Vec<String>)> = with_connection("chat_online_groups", |con| inv.invoke(con))?;
+    let rows: Vec<(String, Vec<String>, Vec<String>)> = repeatable("chat_online_groups", |con| inv.invoke(con))?;
     // group -> uid -> client ids, sorted by both.
     let mut by_group: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for (uid, groups, clients) in rows {
@@ -385,7 +385,7 @@ pub fn chat_session(client_id: StrArg<'_>) -> PhpResult<Option<ZBox<ZendHashTabl
 pub fn chat_sessions(group: Option<StrArg<'_>>) -> PhpResult<ZBox<ZendHashTable>> {
     let groups = optional_group(group.as_ref())?;
     let inv = scripts::clients(&ini::keys()?, ClientsMode::Sessions, &groups);
-    let flat: Vec<Option<String>> = with_connection("chat_sessions", |con| inv.invoke(con))?;
+    let flat: Vec<Option<String>> = repeatable("chat_sessions", |con| inv.invoke(con))?;
     let mut out = ZendHashTable::with_capacity((flat.len() / 2) as u32);
     for pair in flat.chunks(2) {
         let [Some(id), session] = pair else { continue };
@@ -444,7 +444,7 @@ fn back_off(attempt: usize) {
 /// `Some((stored text or "", decoded session))` for a live connection, `None` when not live.
 fn read_session(id: &str) -> Result<Option<(String, ZBox<ZendHashTable>)>> {
     let keys = ini::keys()?;
-    let (client, session): (Option<String>, Option<String>) = with_connection("chat_session", |con| {
+    let (client, session): (Option<String>, Option<String>) = repeatable("chat_session", |con| {
         redis::cmd("MGET").arg(keys.client(id)).arg(keys.session(id)).query(con)
     })?;
     if client.is_none() {

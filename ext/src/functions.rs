@@ -14,7 +14,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
 use crate::args::{type_name, ArrayArg, Key, StrArg};
-use crate::conn::with_connection;
+use crate::conn::{idempotent, repeatable, with_connection};
 use crate::errors::{ChatError, Result};
 use crate::{ini, json};
 
@@ -86,21 +86,51 @@ fn push(uid: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> Result<Strin
     let to = user_id(uid)?;
     let from = push_options(options)?;
     let data_json = message_json(message)?;
+    let targets = scripts::direct_targets(&to, from.as_deref());
+    accept("chat_push", from.as_deref(), Some(&to), &data_json, &targets)
+}
+
+/// Stores a message in `targets` and returns its id once Redis (and, where the URL asks for it,
+/// a replica) holds it. Repeated after a lost connection or a failover, the push is stored once:
+/// its id is the idempotency key.
+pub(crate) fn accept(op: &str, from: Option<&str>, to: Option<&str>, data_json: &str, targets: &[Conversation]) -> Result<String> {
     let keys = ini::keys()?;
     let retention = ini::retention()?;
     let id = MessageId::generate();
-    let targets = scripts::direct_targets(&to, from.as_deref());
-    let msg = Push {
-        id: &id,
-        from: from.as_deref(),
-        to: Some(&to),
-        data_json: &data_json,
-        targets: &targets,
-        retention,
-    };
-    let invocation = scripts::push(&keys, &msg);
-    with_connection("chat_push", |con| invocation.invoke::<Vec<u64>>(con))?;
-    Ok(id.to_string())
+    let confirmed = idempotent(op, |link, attempt| {
+        let msg = Push { id: &id, from, to, data_json, targets, retention, replid: &link.replid, retry: attempt.number > 1 };
+        let durability = link.topology.durability;
+        if durability.replicas == 0 {
+            return scripts::push(&keys, &msg).invoke::<Vec<u64>>(&mut link.con).map(|_| None);
+        }
+        // WAIT blocks for up to its timeout, on top of the round trip.
+        link.con.set_read_timeout(Some(link.timeout + durability.timeout))?;
+        let r = push_and_wait(&keys, &msg, durability, &mut link.con);
+        link.con.set_read_timeout(Some(link.timeout))?;
+        r.map(|n| Some((n, u64::from(durability.replicas))))
+    })?;
+    match confirmed {
+        Some((got, wanted)) if got < wanted => Err(ChatError::Connection(format!(
+            "{op}: Redis stored message {id}, but only {got} of {wanted} replica(s) confirmed it in time (replicas in chat.redis_url); it may be lost if the master fails now — it was not retried, so check before sending it again"
+        ))),
+        _ => Ok(id.to_string()),
+    }
+}
+
+/// The push and its `WAIT` in one round trip; how many replicas confirmed it.
+fn push_and_wait(keys: &chat_protocol::Keys, msg: &Push<'_>, d: chat_protocol::topology::Durability, con: &mut redis::Connection) -> redis::RedisResult<u64> {
+    let mut replies: Vec<redis::RedisResult<redis::Value>> = scripts::push_and_wait(keys, msg, d.replicas, d.timeout).query(con)?;
+    let waited = replies.pop().unwrap_or(Ok(redis::Value::Nil));
+    match replies.pop() {
+        Some(Ok(_)) => Ok(redis::from_redis_value(waited?)?),
+        // A master that has not seen the script yet (after a failover): load it, then wait.
+        Some(Err(e)) if scripts::is_no_script(&e) => {
+            scripts::push(keys, msg).invoke::<Vec<u64>>(con)?;
+            scripts::wait(d.replicas, d.timeout).query(con)
+        }
+        Some(Err(e)) => Err(e),
+        None => Err(redis::RedisError::from((redis::ErrorKind::Client, "no reply to the push"))),
+    }
 }
 
 /// `$message` as JSON, refused when over `chat.max_message_bytes`.
@@ -154,7 +184,7 @@ pub fn chat_is_online(uid: StrArg<'_>) -> PhpResult<bool> {
     let uid = user_id(&uid)?;
     let keys = ini::keys()?;
     let inv = scripts::live_connections(&keys, &uid);
-    let n = with_connection("chat_is_online", |con| inv.invoke::<u64>(con))?;
+    let n = repeatable("chat_is_online", |con| inv.invoke::<u64>(con))?;
     Ok(n > 0)
 }
 
@@ -166,7 +196,7 @@ pub fn chat_online_count(group: Option<StrArg<'_>>) -> PhpResult<i64> {
         None => scripts::online_users(&keys),
         Some(g) => scripts::online_members(&keys, &group_name(&g)?, false),
     };
-    let n = with_connection("chat_online_count", |con| inv.invoke::<u64>(con))?;
+    let n = repeatable("chat_online_count", |con| inv.invoke::<u64>(con))?;
     Ok(php_int(n))
 }
 
@@ -178,7 +208,7 @@ pub fn chat_online_users(group: Option<StrArg<'_>>) -> PhpResult<Vec<String>> {
         None => scripts::online_users_list(&keys),
         Some(g) => scripts::online_members(&keys, &group_name(&g)?, true),
     };
-    let mut users = with_connection("chat_online_users", |con| inv.invoke::<Vec<String>>(con))?;
+    let mut users = repeatable("chat_online_users", |con| inv.invoke::<Vec<String>>(con))?;
     users.sort();
     Ok(users)
 }
@@ -189,7 +219,7 @@ pub fn chat_online_users(group: Option<StrArg<'_>>) -> PhpResult<Vec<String>> {
 pub fn chat_join_group(uid: StrArg<'_>, group: StrArg<'_>) -> PhpResult<bool> {
     let (uid, group) = (user_id(&uid)?, group_name(&group)?);
     let inv = scripts::join_group(&ini::keys()?, &uid, &group);
-    Ok(with_connection("chat_join_group", |con| inv.invoke::<u64>(con))? == 1)
+    Ok(repeatable("chat_join_group", |con| inv.invoke::<u64>(con))? == 1)
 }
 
 /// Removes `$uid` from `$group`; their live connections stop receiving it at once. Returns
@@ -198,7 +228,7 @@ pub fn chat_join_group(uid: StrArg<'_>, group: StrArg<'_>) -> PhpResult<bool> {
 pub fn chat_leave_group(uid: StrArg<'_>, group: StrArg<'_>) -> PhpResult<bool> {
     let (uid, group) = (user_id(&uid)?, group_name(&group)?);
     let inv = scripts::leave_group(&ini::keys()?, &uid, &group);
-    Ok(with_connection("chat_leave_group", |con| inv.invoke::<u64>(con))? == 1)
+    Ok(repeatable("chat_leave_group", |con| inv.invoke::<u64>(con))? == 1)
 }
 
 /// The members of `$group`, sorted.
@@ -206,7 +236,7 @@ pub fn chat_leave_group(uid: StrArg<'_>, group: StrArg<'_>) -> PhpResult<bool> {
 pub fn chat_group_members(group: StrArg<'_>) -> PhpResult<Vec<String>> {
     let group = group_name(&group)?;
     let key = ini::keys()?.members(&group);
-    let mut members: Vec<String> = with_connection("chat_group_members", |con| redis::cmd("SMEMBERS").arg(&key).query(con))?;
+    let mut members: Vec<String> = repeatable("chat_group_members", |con| redis::cmd("SMEMBERS").arg(&key).query(con))?;
     members.sort();
     Ok(members)
 }
@@ -223,13 +253,7 @@ fn send_to_group(group: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> R
     let conv = Conversation::group(&group_name(group)?)?;
     let from = push_options(options)?;
     let data_json = message_json(message)?;
-    let keys = ini::keys()?;
-    let id = MessageId::generate();
-    let targets = [conv];
-    let msg = Push { id: &id, from: from.as_deref(), to: None, data_json: &data_json, targets: &targets, retention: ini::retention()? };
-    let invocation = scripts::push(&keys, &msg);
-    with_connection("chat_send_to_group", |con| invocation.invoke::<Vec<u64>>(con))?;
-    Ok(id.to_string())
+    accept("chat_send_to_group", from.as_deref(), None, &data_json, &[conv])
 }
 
 /// Sends `$message` live to every connected client (not stored, not resumable). Returns how
@@ -258,7 +282,7 @@ fn devices(uid: &StrArg<'_>) -> Result<ZBox<ZendHashTable>> {
     let uid = user_id(uid)?;
     let keys = ini::keys()?;
     let inv = scripts::devices(&keys, &uid);
-    let flat = with_connection("chat_user_devices", |con| {
+    let flat = repeatable("chat_user_devices", |con| {
         inv.invoke::<Vec<Option<String>>>(con)
     })?;
     let internal = |e: ext_php_rs::error::Error| {
@@ -321,13 +345,13 @@ pub fn chat_unread(uid: StrArg<'_>) -> PhpResult<ZBox<ZendHashTable>> {
 fn unread(uid: &StrArg<'_>) -> Result<ZBox<ZendHashTable>> {
     let uid = user_id(uid)?;
     let keys = ini::keys()?;
-    let groups: Vec<(String, u64)> = with_connection("chat_unread", |con| {
+    let groups: Vec<(String, u64)> = repeatable("chat_unread", |con| {
         redis::cmd("HGETALL").arg(keys.groups(&uid)).query(con)
     })?;
     let mut convs = vec![(Conversation::Inbox(uid.clone()), 0)];
     convs.extend(groups.into_iter().filter_map(|(g, joined)| Some((Conversation::group(&g).ok()?, joined))));
     let inv = scripts::unread(&keys, &uid, &convs);
-    let flat = with_connection("chat_unread", |con| inv.invoke::<Vec<redis::Value>>(con))?;
+    let flat = repeatable("chat_unread", |con| inv.invoke::<Vec<redis::Value>>(con))?;
     let mut out = ZendHashTable::new();
     for pair in flat.chunks(2) {
         let (Some(conv), Some(count)) = (pair.first(), pair.get(1)) else { continue };
@@ -364,13 +388,24 @@ fn history(conversation: &StrArg<'_>, limit: i64, before: Option<i64>) -> Result
     let keys = ini::keys()?;
     let mut cmd = redis::cmd("XREVRANGE");
     cmd.arg(keys.stream(&conv)).arg(end).arg("-").arg("COUNT").arg(limit);
-    let entries = with_connection("chat_history", |con| {
+    let entries = repeatable("chat_history", |con| {
         cmd.query::<Vec<(String, Vec<(String, String)>)>>(con)
     })?;
     let mut list = ZendHashTable::with_capacity(entries.len() as u32);
-    for (_, fields) in entries.into_iter().rev() {
+    for (entry, fields) in entries.into_iter().rev() {
         let Some((_, envelope)) = fields.into_iter().find(|(k, _)| k == "e") else { continue };
-        list.push(json::decode(&envelope)?)
+        // One unreadable message must not hide the rest of the page: it is left out, and said.
+        let message = match json::decode(&envelope) {
+            Ok(m) => m,
+            Err(e) => {
+                ext_php_rs::error::php_error(
+                    &ext_php_rs::flags::ErrorType::Warning,
+                    &format!("chat_history: message {entry} of {conv} left out: {e}"),
+                );
+                continue;
+            }
+        };
+        list.push(message)
             .map_err(|e| ChatError::Other(format!("cannot build the result array: {e}")))?;
     }
     Ok(list)

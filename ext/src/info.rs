@@ -46,6 +46,10 @@ fn rows() {
         "timeout (chat.timeout_ms)",
         &format!("{} ms", ini::raw(ini::TIMEOUT_MS)),
     );
+    row(
+        "failover timeout (chat.failover_timeout_ms)",
+        &format!("{} ms", ini::raw(ini::FAILOVER_TIMEOUT_MS)),
+    );
     row("retention (chat.retention)", &ini::raw(ini::RETENTION));
     row(
         "max message bytes (chat.max_message_bytes)",

@@ -20,15 +20,17 @@ pub const JWT_SECRET: &str = "chat.jwt_secret";
 pub const TIMEOUT_MS: &str = "chat.timeout_ms";
 pub const RETENTION: &str = "chat.retention";
 pub const MAX_MESSAGE_BYTES: &str = "chat.max_message_bytes";
+pub const FAILOVER_TIMEOUT_MS: &str = "chat.failover_timeout_ms";
 
 // The defaults must be C string literals; the test below keeps them equal to the protocol's.
-static ENTRIES: IniEntryDefs<7> = IniEntryDefs::new([
+static ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
     entry(c"chat.redis_url", c"redis://127.0.0.1:6379"),
     entry(c"chat.namespace", c"chat"),
     entry(c"chat.jwt_secret", c""),
     entry(c"chat.timeout_ms", c"1000"),
     entry(c"chat.retention", c"10000"),
     entry(c"chat.max_message_bytes", c"65536"),
+    entry(c"chat.failover_timeout_ms", c"5000"),
     IniEntryDef::end(),
 ]);
 
@@ -97,6 +99,16 @@ pub fn timeout() -> Result<Duration> {
     positive(TIMEOUT_MS, &raw(TIMEOUT_MS)).map(Duration::from_millis)
 }
 
+/// How long a call keeps trying while a Sentinel-managed master is switched over (only for
+/// `redis+sentinel://` URLs; `0` = fail at once).
+pub fn failover_timeout() -> Result<Duration> {
+    let value = raw(FAILOVER_TIMEOUT_MS);
+    match value.trim().parse::<u64>() {
+        Ok(n) => Ok(Duration::from_millis(n)),
+        Err(_) => Err(ChatError::Other(format!("{FAILOVER_TIMEOUT_MS} must be a whole number >= 0, got {value:?}"))),
+    }
+}
+
 pub fn retention() -> Result<u64> {
     positive(RETENTION, &raw(RETENTION))
 }
@@ -137,7 +149,7 @@ pub fn redact_url(url: &str) -> String {
             let query: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((k, v)) if !v.is_empty() && matches!(k, "pass" | "password") => {
+                    Some((k, v)) if !v.is_empty() && matches!(k, "pass" | "password" | "sentinel_password") => {
                         format!("{k}=***")
                     }
                     _ => pair.to_owned(),

@@ -30,6 +30,7 @@ built for PHP => %d.%d.%d %s
 redis url (chat.redis_url) => redis://app:***@10.0.0.5:6380/2
 namespace (chat.namespace) => chat
 timeout (chat.timeout_ms) => 250 ms
+failover timeout (chat.failover_timeout_ms) => 5000 ms
 retention (chat.retention) => 10000
 max message bytes (chat.max_message_bytes) => 65536
 jwt secret (chat.jwt_secret) => set

@@ -70,6 +70,7 @@ foreach ($redis->command('XRANGE', "$ns:{u:dave}:stream", '-', '+') as [, $field
 
 echo "-- chat.namespace prefixes every key\n";
 ini_set('chat.namespace', $ns . '-other');
+declare_dataset($redis, $ns . '-other');
 chat_push('bob', 'elsewhere');
 var_dump($redis->command('XLEN', "$ns-other:{u:bob}:stream"), $redis->command('XLEN', "$ns:{u:bob}:stream"));
 ?>
@@ -79,8 +80,8 @@ bool(true)
 bool(true)
 -- bob's inbox holds both, with sequence numbers 1 and 2
 string(1) "2"
-1 {"type":"message","id":"<id>","conv":"u:bob","seq":1,"from":null,"to":"bob","data":{"text":"Your order shipped","order":1042}} ts-ok=true
-2 {"type":"message","id":"<id>","conv":"u:bob","seq":2,"from":"alice","to":"bob","data":{"text":"hi"}} ts-ok=true
+1 {"type":"message","id":"<id>","conv":"u:bob","seq":1,"epoch":1,"from":null,"to":"bob","data":{"text":"Your order shipped","order":1042}} ts-ok=true
+2 {"type":"message","id":"<id>","conv":"u:bob","seq":2,"epoch":1,"from":"alice","to":"bob","data":{"text":"hi"}} ts-ok=true
 bool(true)
 bool(true)
 -- with 'from', alice's own inbox has a copy (her other devices), under her sequence

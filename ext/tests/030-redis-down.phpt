@@ -26,7 +26,7 @@ foreach ($calls as $name => $call) {
 echo "chat_token needs no Redis: ";
 show(fn () => substr_count(chat_token('bob'), '.'));
 
-echo "-- Redis accepts the connection but never answers (frozen, overloaded)\n";
+echo "-- Redis accepts the connection but never answers (frozen, overloaded): the check that it is the master times out\n";
 [$server, $silent] = silent_redis();
 ini_set('chat.redis_url', $silent);
 foreach ($calls as $name => $call) {
@@ -62,16 +62,16 @@ chat_online_count: Chat\ConnectionException: cannot reach Redis at redis://app:*
 chat_user_devices: Chat\ConnectionException: cannot reach Redis at redis://app:***@127.0.0.1:%d (chat.redis_url): Connection refused
 chat_kick: Chat\ConnectionException: cannot reach Redis at redis://app:***@127.0.0.1:%d (chat.redis_url): Connection refused
 chat_token needs no Redis: ok: 2
--- Redis accepts the connection but never answers (frozen, overloaded)
-chat_push: Chat\ConnectionException: Redis at redis://127.0.0.1:%d (chat.redis_url) did not answer chat_push within 300 ms (chat.timeout_ms); it may still have been carried out
+-- Redis accepts the connection but never answers (frozen, overloaded): the check that it is the master times out
+chat_push: Chat\ConnectionException: cannot reach Redis at redis://127.0.0.1:%d (chat.redis_url): no answer within 300 ms (chat.timeout_ms)
   took about the timeout
-chat_is_online: Chat\ConnectionException: Redis at redis://127.0.0.1:%d (chat.redis_url) did not answer chat_is_online within 300 ms (chat.timeout_ms); it may still have been carried out
+chat_is_online: Chat\ConnectionException: cannot reach Redis at redis://127.0.0.1:%d (chat.redis_url): no answer within 300 ms (chat.timeout_ms)
   took about the timeout
-chat_online_count: Chat\ConnectionException: Redis at redis://127.0.0.1:%d (chat.redis_url) did not answer chat_online_count within 300 ms (chat.timeout_ms); it may still have been carried out
+chat_online_count: Chat\ConnectionException: cannot reach Redis at redis://127.0.0.1:%d (chat.redis_url): no answer within 300 ms (chat.timeout_ms)
   took about the timeout
-chat_user_devices: Chat\ConnectionException: Redis at redis://127.0.0.1:%d (chat.redis_url) did not answer chat_user_devices within 300 ms (chat.timeout_ms); it may still have been carried out
+chat_user_devices: Chat\ConnectionException: cannot reach Redis at redis://127.0.0.1:%d (chat.redis_url): no answer within 300 ms (chat.timeout_ms)
   took about the timeout
-chat_kick: Chat\ConnectionException: Redis at redis://127.0.0.1:%d (chat.redis_url) did not answer chat_kick within 300 ms (chat.timeout_ms); it may still have been carried out
+chat_kick: Chat\ConnectionException: cannot reach Redis at redis://127.0.0.1:%d (chat.redis_url): no answer within 300 ms (chat.timeout_ms)
   took about the timeout
 -- catchable as the documented parents
 Chat\ConnectionException is a Chat\ChatException, RuntimeException

@@ -14,6 +14,7 @@ echo "-- ini_set() returns the old value and takes effect for the next call\n";
 $redis = use_test_redis();
 $a = ini_get('chat.namespace');
 $b = $a . '-b';
+declare_dataset($redis, $b);
 chat_push('bob', 1);
 var_dump(ini_set('chat.namespace', $b) === $a);
 chat_push('bob', 2);
@@ -50,6 +51,7 @@ show(fn () => strlen(chat_token('bob')) > 0);
 ?>
 --EXPECT--
 -- defaults (no php.ini)
+chat.failover_timeout_ms = '5000' (PHP_INI_ALL)
 chat.jwt_secret = '' (PHP_INI_ALL)
 chat.max_message_bytes = '65536' (PHP_INI_ALL)
 chat.namespace = 'chat' (PHP_INI_ALL)
@@ -82,7 +84,7 @@ Chat\ChatException: chat.namespace contains ' '; allowed are ASCII letters, digi
 bool(true)
 Chat\ChatException: chat.namespace contains ':'; allowed are ASCII letters, digits and _ - . @ +
 bool(true)
-Chat\ChatException: chat.redis_url = "not a url" is not a usable Redis URL: Redis URL did not parse - InvalidClientConfig
+Chat\ChatException: chat.redis_url = "not a url" is not a usable Redis URL: expected redis://, redis+unix:// or redis+sentinel://
 bool(true)
 Chat\ChatException: chat.redis_url = "rediss://127.0.0.1:6379" is not a usable Redis URL: can't connect with TLS, the feature is not enabled - InvalidClientConfig
 bool(true)

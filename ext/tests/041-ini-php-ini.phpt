@@ -11,7 +11,8 @@ require __DIR__ . '/inc/bootstrap.inc';
 
 ini_set('chat.redis_url', test_redis_url());
 $redis = new RawRedis(test_redis_url());
-$redis->command('DEL', 'from-php-ini:{u:bob}:stream', 'from-php-ini:{u:bob}:seq');
+$redis->command('DEL', 'from-php-ini:{u:bob}:stream', 'from-php-ini:{u:bob}:seq', 'from-php-ini:{u:bob}:epoch');
+declare_dataset($redis, 'from-php-ini');
 var_dump(ini_get('chat.namespace'), ini_get('chat.max_message_bytes'));
 show(fn () => chat_online_count());
 

@@ -31,6 +31,13 @@ impl Keys {
         format!("{}:{{{}}}:stream", self.ns, conv)
     }
 
+    /// Hash of `conv`'s current epoch: `e` its id, `b` the sequence after which it starts, `p`
+    /// what survived of the previous epoch, `r` the replication id under which the sequence was
+    /// last advanced (see `lua/push.lua`).
+    pub fn epoch(&self, conv: &Conversation) -> String {
+        format!("{}:{{{}}}:epoch", self.ns, conv)
+    }
+
     /// Pub/sub channel on which new messages of `conv` (and control events) are announced.
     pub fn live(&self, conv: &Conversation) -> String {
         format!("{}:{{{}}}:live", self.ns, conv)
@@ -100,6 +107,19 @@ impl Keys {
         format!("{}:log:enabled", self.ns)
     }
 
+    /// Stream of log entries the MySQL writer could not store (field `e`: the entry as it was,
+    /// `why`: the reason), kept for an operator instead of being acknowledged away.
+    pub fn log_dead(&self) -> String {
+        format!("{}:log:dead", self.ns)
+    }
+
+    /// String: `g<id>` while this Redis holds every conversation it ever had (set by the first
+    /// sidecar on an empty Redis), `l<id>` once it may have lost some: conversations whose state
+    /// is missing then start an epoch above any number they can have used.
+    pub fn dataset(&self) -> String {
+        format!("{}:dataset", self.ns)
+    }
+
     /// Consumer group of the persistence log.
     pub const LOG_GROUP: &'static str = "persist";
 
@@ -155,6 +175,7 @@ mod tests {
         assert_eq!(k.seq(&c), "chat:{u:alice}:seq");
         assert_eq!(k.stream(&c), "chat:{u:alice}:stream");
         assert_eq!(k.live(&c), "chat:{u:alice}:live");
+        assert_eq!(k.epoch(&c), "chat:{u:alice}:epoch");
         assert_eq!(k.conns("alice"), "chat:{u:alice}:conns");
         assert_eq!(k.conn_info("alice"), "chat:{u:alice}:conninfo");
         assert_eq!(Keys::new("app2").online(), "app2:online");

@@ -7,7 +7,9 @@
 //! - [`live`]: the payload format published on a conversation's notification channel;
 //! - [`envelope`]: the message envelope clients receive;
 //! - [`token`]: the HS256 connect token minted by PHP and verified by the sidecar;
-//! - [`wire`]: the client wire protocol (frames, error codes, close codes).
+//! - [`wire`]: the client wire protocol (frames, error codes, close codes);
+//! - [`topology`]: what a Redis URL names (one Redis or a Sentinel-managed master) and how many
+//!   replicas must confirm a write.
 
 pub mod envelope;
 pub mod ids;
@@ -15,6 +17,7 @@ pub mod keys;
 pub mod live;
 pub mod scripts;
 pub mod token;
+pub mod topology;
 pub mod wire;
 
 pub use envelope::Envelope;
@@ -28,8 +31,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Default number of messages a conversation's Redis stream keeps before trimming.
 pub const DEFAULT_RETENTION: u64 = 10_000;
 
-/// Default approximate cap of the persistence log. Entries leave the log once written to
-/// MySQL; the cap only bites when MySQL has been unreachable for this many messages.
+/// Default bound of the persistence log's backlog. Entries leave the log once written to MySQL
+/// and are never trimmed before: once this many wait (MySQL unreachable for a while), pushes
+/// are refused rather than accepted into a history with a hole.
 pub const DEFAULT_LOG_CAP: u64 = 1_000_000;
 
 /// Default upper bound, in bytes, of one message's JSON payload.

@@ -40,6 +40,7 @@ static USER_CLIENTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str
 static ONLINE_GROUPS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/online_groups.lua")));
 static CLIENT_EVENT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/client_event.lua")));
 static CLIENT_BIND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/client_bind.lua")));
+static DATASET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/dataset.lua")));
 static SESSION_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/session_set.lua")));
 
 /// Most stream entries one read/unread call scans (bounds the script's run time).
@@ -59,23 +60,83 @@ pub struct Push<'a> {
     pub targets: &'a [Conversation],
     /// Approximate number of messages each stream keeps.
     pub retention: u64,
+    /// Replication id of the server the push runs on (`INFO replication`, read when the
+    /// connection was opened); `""` when unknown. A conversation last advanced under another
+    /// one starts a new epoch (see `lua/push.lua`).
+    pub replid: &'a str,
+    /// The caller may have sent this push before (it timed out, or the connection broke):
+    /// conversations that already hold the message id are not written again.
+    pub retry: bool,
 }
 
-/// `chat_push`: returns the sequence numbers assigned, one per target (`Vec<u64>`).
+/// `chat_push`: per target, the sequence number and epoch (a flat `Vec<u64>`; see [`landed`]).
 pub fn push(keys: &Keys, msg: &Push<'_>) -> ScriptInvocation<'static> {
-    let mut inv = PUSH.prepare_invoke();
-    inv.key(keys.log()).key(keys.log_enabled());
-    inv.arg(msg.id.as_str())
-        .arg(json_str_or_null(msg.from))
-        .arg(json_str_or_null(msg.to))
-        .arg(msg.data_json)
-        .arg(msg.retention)
-        .arg(crate::DEFAULT_LOG_CAP);
-    for conv in msg.targets {
-        inv.key(keys.seq(conv)).key(keys.stream(conv));
-        inv.arg(conv.to_string()).arg(keys.live(conv));
-    }
+    let (k, a) = push_parts(keys, msg);
+    invocation(&PUSH, &k, &a)
+}
+
+/// [`push`] and then `WAIT replicas timeout` in one round trip: the second reply says how many
+/// replicas hold everything the connection wrote, the push included. Results come back one per
+/// command, errors included (`Vec<RedisResult<redis::Value>>`); on [`is_no_script`] run [`push`]
+/// (which loads the script) and the WAIT on their own.
+pub fn push_and_wait(keys: &Keys, msg: &Push<'_>, replicas: u32, timeout: std::time::Duration) -> redis::Pipeline {
+    let (k, a) = push_parts(keys, msg);
+    let mut pipe = calls_pipeline();
+    add_call(&mut pipe, &PUSH, &k, &a);
+    pipe.add_command(wait(replicas, timeout));
+    pipe
+}
+
+/// `WAIT replicas timeout`: how many replicas hold what this connection wrote so far.
+pub fn wait(replicas: u32, timeout: std::time::Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("WAIT");
+    cmd.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+    cmd
+}
+
+/// The reply of [`push`] as (sequence, epoch) per target.
+pub fn landed(flat: &[u64]) -> Vec<(u64, u64)> {
+    flat.chunks(2).map(|p| (p[0], p.get(1).copied().unwrap_or(0))).collect()
+}
+
+/// Whether a push was refused because the history log holds too many entries MySQL has not
+/// stored yet (`CHATBACKLOG`).
+pub fn is_backlog_full(e: &redis::RedisError) -> bool {
+    e.code() == Some("CHATBACKLOG")
+}
+
+/// Whether a push was refused because this Redis has no dataset marker yet (`CHATNOTREADY`:
+/// new, restarted empty or flushed, and no sidecar has set it again yet). Nothing was written.
+pub fn is_not_ready(e: &redis::RedisError) -> bool {
+    e.code() == Some("CHATNOTREADY")
+}
+
+/// Sets the dataset marker when it is missing (`lost`: the Redis may have lost data), and the
+/// persistence log when `log_bound` is given (this node persists). Returns
+/// `(marker, created now)` (`(String, u8)`). See `lua/dataset.lua`.
+pub fn dataset(keys: &Keys, lost: bool, log_bound: Option<u64>) -> ScriptInvocation<'static> {
+    let mut inv = DATASET.prepare_invoke();
+    inv.key(keys.dataset()).key(keys.log_enabled()).key(keys.log());
+    inv.arg(if lost { "l" } else { "g" }).arg(log_bound.map(|b| b.to_string()).unwrap_or_default()).arg(Keys::LOG_GROUP);
     inv
+}
+
+fn push_parts(keys: &Keys, msg: &Push<'_>) -> (Vec<String>, Vec<String>) {
+    let mut k = vec![keys.log(), keys.log_enabled(), keys.dataset()];
+    let mut a = vec![
+        msg.id.as_str().to_owned(),
+        json_str_or_null(msg.from),
+        json_str_or_null(msg.to),
+        msg.data_json.to_owned(),
+        msg.retention.to_string(),
+        msg.replid.to_owned(),
+        if msg.retry { "1" } else { "0" }.to_owned(),
+    ];
+    for conv in msg.targets {
+        k.extend([keys.seq(conv), keys.stream(conv), keys.epoch(conv)]);
+        a.extend([conv.to_string(), keys.live(conv)]);
+    }
+    (k, a)
 }
 
 /// The targets of a one-to-one push: the recipient's inbox, and the sender's own inbox so the
@@ -280,7 +341,7 @@ pub fn unread(keys: &Keys, uid: &str, convs: &[(Conversation, u64)]) -> ScriptIn
     inv.key(keys.read(uid));
     inv.arg(uid).arg(MAX_SCAN);
     for (conv, floor) in convs {
-        inv.key(keys.seq(conv)).key(keys.stream(conv));
+        inv.key(keys.seq(conv)).key(keys.stream(conv)).key(keys.epoch(conv));
         inv.arg(conv.to_string()).arg(*floor);
     }
     inv

@@ -213,7 +213,17 @@ pub enum ServerFrame {
         /// when it sent one, else the last one any of the user's devices acknowledged. Every
         /// message after it follows, in order (replayed first, then live).
         cursors: Cursors,
+        /// Per conversation, its current epoch: it changes when Redis may have lost part of the
+        /// conversation (a failover to a replica that lagged, a restart without persistence),
+        /// and the new epoch's sequence numbers start far above every earlier one.
+        #[serde(default)]
+        epochs: Cursors,
     },
+    /// The server no longer has what this client saw of `conv` after sequence `seq`, up to
+    /// `was` (Redis lost those messages). Nothing is rewound: delivery goes on after `was` with
+    /// the conversation's new messages, in `epoch`. The app should re-read what it shows of the
+    /// conversation (its history may have changed).
+    Reset { conv: String, seq: u64, was: u64, epoch: u64 },
     Pong {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<serde_json::Value>,

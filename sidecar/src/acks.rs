@@ -20,8 +20,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chat_protocol::topology::Durability;
 use chat_protocol::{scripts, Conversation, Keys};
-use redis::aio::ConnectionManager;
+use crate::engine::Redis;
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -47,7 +48,10 @@ type Members = Vec<(Arc<str>, u64)>;
 
 pub struct Acks {
     keys: Keys,
-    redis: ConnectionManager,
+    /// A connection of its own: the `WAIT` after each flush holds it up.
+    redis: Redis,
+    /// Replicas that must confirm the writes (from CHAT_REDIS_URL).
+    durability: Durability,
     metrics: Arc<Metrics>,
     shards: [Mutex<Table>; SHARDS],
     /// Picks a shard.
@@ -60,10 +64,11 @@ pub struct Acks {
 impl Acks {
     /// Creates the table and spawns its flusher. On shutdown the node calls [`Acks::flush`]
     /// once its connections have ended, so their last acknowledgements are written too.
-    pub fn start(keys: Keys, redis: ConnectionManager, metrics: Arc<Metrics>, delay: Duration) -> Arc<Acks> {
+    pub fn start(keys: Keys, redis: Redis, durability: Durability, metrics: Arc<Metrics>, delay: Duration) -> Arc<Acks> {
         let acks = Arc::new(Acks {
             keys,
             redis,
+            durability,
             metrics,
             shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
             spread: foldhash::fast::FixedState::default(),
@@ -144,6 +149,17 @@ impl Acks {
         if failures > 0 {
             self.metrics.redis_errors_total.fetch_add(failures as u64, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(failures, "acknowledged positions not recorded for some conversations; later acks cover them");
+        }
+        let d = self.durability;
+        if d.replicas > 0 && !writes.is_empty() {
+            // One WAIT for the whole flush: it covers everything written on this connection.
+            match scripts::wait(d.replicas, d.timeout).query_async::<u64>(&mut redis).await {
+                Ok(n) if n >= u64::from(d.replicas) => {}
+                other => {
+                    Metrics::inc(&self.metrics.unconfirmed_writes_total);
+                    tracing::warn!(result = ?other, "acknowledged positions not confirmed by the replicas; a failover now may send those devices some messages again");
+                }
+            }
         }
     }
 }

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_protocol::Keys;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use chat_protocol::topology::Topology;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::acks::Acks;
 use crate::config::Settings;
+use crate::engine::health::{self, Health};
+use crate::engine::Redis;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -24,8 +26,16 @@ use crate::webhook::Webhook;
 pub struct App {
     pub settings: Settings,
     pub keys: Keys,
-    /// Multiplexed connection for commands; reconnects by itself.
-    pub redis: ConnectionManager,
+    /// What CHAT_REDIS_URL names: one Redis or a Sentinel-managed master, and how many
+    /// replicas confirm a write.
+    pub topology: Arc<Topology>,
+    /// Multiplexed connection for commands; finds the master again when it fails.
+    pub redis: Redis,
+    /// A connection of its own for the writes that must be confirmed by replicas (client
+    /// sends, acknowledgements, read state): `WAIT` holds up the connection it is sent on.
+    pub confirmed: Redis,
+    /// Whether Redis answers (readiness; connections are closed with 1013 while it does not).
+    pub health: Arc<Health>,
     pub hub: Arc<Hub>,
     pub presence: Arc<Presence>,
     /// Delivery acknowledgements, written node-wide in batches.
@@ -49,17 +59,14 @@ pub struct App {
 impl App {
     /// Connects to Redis (retrying until it answers or shutdown) and starts background tasks.
     pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Arc<App>> {
-        let client = redis::Client::open(settings.redis_url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_max_delay(Duration::from_secs(2));
+        let topology = Arc::new(Topology::parse(&settings.redis_url)?);
+        let redis = Redis::new(topology.clone());
         let mut delay = Duration::from_millis(200);
-        let redis = loop {
-            match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-                Ok(c) => break c,
+        loop {
+            match redis::cmd("PING").query_async::<String>(&mut redis.clone()).await {
+                Ok(_) => break,
                 Err(e) => {
-                    tracing::warn!(redis = %settings.redis_url_for_logs(), error = %e, "waiting for Redis");
+                    tracing::warn!(redis = %topology, error = %e, "waiting for Redis");
                     tokio::select! {
                         _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for Redis"),
                         _ = tokio::time::sleep(delay) => {}
@@ -67,7 +74,7 @@ impl App {
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
-        };
+        }
         let metrics = Arc::new(Metrics::default());
         let keys = Keys::new(settings.namespace.clone());
         let history = match settings.mysql_url.as_str() {
@@ -94,10 +101,16 @@ impl App {
             metrics.clone(),
             webhook.clone(),
         );
-        if history.is_some() || webhook.is_some() {
+        // Nodes that persist or notify keep the persistence log on; its bound refuses pushes
+        // rather than trimming what MySQL has not stored.
+        let log_bound = (history.is_some() || webhook.is_some()).then_some(settings.log_max_backlog);
+        crate::store::dataset::declare(&redis, &keys, history.as_ref(), log_bound).await?;
+        crate::store::dataset::watch(redis.clone(), keys.clone(), log_bound, shutdown.clone());
+        if let Some(log_bound) = log_bound {
             Persister {
+                log_bound,
                 keys: keys.clone(),
-                redis: ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
+                redis: redis.dedicated(),
                 history: history.clone(),
                 webhook,
                 consumer: settings.node_id.clone(),
@@ -108,9 +121,12 @@ impl App {
             .start(shutdown.clone())
             .await?;
         }
-        let hub = Hub::start(client, metrics.clone(), settings.node_id.clone(), shutdown.clone());
+        let hub = Hub::start(topology.clone(), metrics.clone(), settings.node_id.clone(), shutdown.clone());
+        let unreachable = hub.clone();
+        let health = health::watch(redis.clone(), shutdown.clone(), move || unreachable.backend_down());
         presence.spawn_refresher(shutdown.clone());
-        let acks = Acks::start(keys.clone(), redis.clone(), metrics.clone(), Duration::from_millis(settings.ack_flush_ms));
+        let confirmed = redis.dedicated();
+        let acks = Acks::start(keys.clone(), confirmed.clone(), topology.durability, metrics.clone(), Duration::from_millis(settings.ack_flush_ms));
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_bytes)
             .write_buffer_size(settings.write_buffer_bytes)
@@ -120,7 +136,10 @@ impl App {
         let app = Arc::new(App {
             origins: settings.origins(),
             keys,
+            topology,
             redis,
+            confirmed,
+            health,
             hub,
             presence,
             acks,

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chat_protocol::scripts;
-use redis::aio::ConnectionManager;
+use crate::engine::Redis;
 use redis::ScriptInvocation;
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +84,7 @@ pub const PER_PIPELINE: usize = 16;
 /// how many calls failed. A call that Redis answered with `NOSCRIPT` (it lost its scripts: a
 /// restart, `SCRIPT FLUSH`) is run again as `reload(item)`, which loads the script.
 pub async fn run_pipeline<I>(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     pipe: redis::Pipeline,
     batch: &[I],
     reload: impl Fn(&I) -> ScriptInvocation<'static>,

@@ -48,7 +48,7 @@ macro_rules! settings {
 settings! {
     /// Address to listen on for WebSocket and HTTP; port 0 picks a free port.
     listen: SocketAddr = "127.0.0.1:9501", env "CHAT_LISTEN";
-    /// Redis URL (redis://[:password@]host:port[/db]); the PHP extension must use the same Redis.
+    /// Redis URL, the same as the extension's chat.redis_url: redis://[:password@]host:port[/db] or redis+sentinel://[:password@]sentinel1:26379,sentinel2:26379/<master name>[/db]; add ?replicas=N&replicas_timeout_ms=T to require N replicas to confirm each write (default 1 with Sentinel, 0 otherwise).
     redis_url: String = "redis://127.0.0.1:6379", env "CHAT_REDIS_URL";
     /// Key namespace in Redis; must equal the extension's chat.namespace.
     namespace: String = "chat", env "CHAT_NAMESPACE";
@@ -100,6 +100,8 @@ settings! {
     client_send: bool = "true", env "CHAT_CLIENT_SEND";
     /// MySQL/MariaDB URL (mysql://user:pass@host:3306/db) for history; empty = Redis retention only.
     mysql_url: String = "", env "CHAT_MYSQL_URL";
+    /// Most messages the persistence log may hold that are not in MySQL yet (MySQL unreachable); beyond it pushes are refused with an error (never trimmed into a hole in history).
+    log_max_backlog: u64 = "1000000", env "CHAT_LOG_MAX_BACKLOG";
     /// Log entries written to MySQL per batch.
     persist_batch: usize = "500", env "CHAT_PERSIST_BATCH";
     /// Idle time after which another node's pending log entries are taken over, in ms.
@@ -158,8 +160,7 @@ impl Settings {
         if self.rate_limit == 0 || self.outbound_queue == 0 || self.presence_ttl_ms < 3000 {
             bail!("CHAT_RATE_LIMIT and CHAT_OUTBOUND_QUEUE must be positive, CHAT_PRESENCE_TTL_MS at least 3000");
         }
-        redis::Client::open(self.redis_url.as_str())
-            .with_context(|| format!("CHAT_REDIS_URL {:?} is not a Redis URL", self.redis_url))?;
+        chat_protocol::topology::Topology::parse(&self.redis_url).context("CHAT_REDIS_URL")?;
         Ok(())
     }
 
@@ -174,7 +175,7 @@ impl Settings {
 
     /// The Redis URL with any password replaced, for logs.
     pub fn redis_url_for_logs(&self) -> String {
-        mask_password(&self.redis_url)
+        chat_protocol::topology::redact(&self.redis_url)
     }
 
     /// The MySQL URL with any password replaced, for logs.

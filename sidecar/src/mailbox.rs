@@ -5,8 +5,9 @@
 //! hundred bytes here instead of a pre-allocated block of slots, and a burst does not leave a
 //! large buffer behind.
 //!
-//! The queue also carries the two reasons a session must stop that do not come from its
-//! client — the queue overflowed (the client is too slow), or the node is shutting down — as
+//! The queue also carries the reasons a session must stop that do not come from its client —
+//! the queue overflowed (the client is too slow), the node is shutting down, or it cannot reach
+//! Redis — as
 //! flags that the receiver sees before any queued item. So a session waits on this one queue
 //! and its transport, and needs no further wake-up sources of its own (each costs memory in
 //! every idle connection's task).
@@ -21,6 +22,7 @@ use crate::hub::Outbound;
 
 const OVERFLOWED: u8 = 1;
 const SHUT_DOWN: u8 = 2;
+const BACKEND_DOWN: u8 = 4;
 
 struct Queue {
     items: VecDeque<Outbound>,
@@ -50,6 +52,8 @@ pub enum Ended {
     Overflowed,
     /// The node is shutting down.
     ShutDown,
+    /// The node cannot reach Redis: reconnect with backoff and resume.
+    BackendDown,
 }
 
 /// The connection's end.
@@ -109,6 +113,11 @@ impl Sender {
         self.end(SHUT_DOWN);
     }
 
+    /// Tells the receiver that the node cannot reach Redis.
+    pub fn backend_down(&self) {
+        self.end(BACKEND_DOWN);
+    }
+
     fn end(&self, why: u8) {
         self.0.ended.fetch_or(why, Ordering::AcqRel);
         self.0.ready.notify_one();
@@ -124,6 +133,7 @@ impl Receiver {
             0 => None,
             // A shutdown wins: the client should reconnect elsewhere, not think it is slow.
             f if f & SHUT_DOWN != 0 => Some(Ended::ShutDown),
+            f if f & BACKEND_DOWN != 0 => Some(Ended::BackendDown),
             _ => Some(Ended::Overflowed),
         }
     }

@@ -69,6 +69,16 @@ metrics! {
     messages_from_mysql_total: counter,
     /// MySQL statements that failed.
     mysql_errors_total: counter,
+    /// Messages that took the (conversation, seq) of one Redis lost; the old row went to chat_messages_replaced.
+    history_conflicts_total: counter,
+    /// Persistence log entries that were not message envelopes, moved to the dead-letter stream.
+    log_dead_letters_total: counter,
+    /// Writes (client sends, acknowledgements, read state) not confirmed by the replicas CHAT_REDIS_URL asks for.
+    unconfirmed_writes_total: counter,
+    /// Resets sent: a client had seen messages Redis then lost (a failover, a restart without persistence).
+    history_resets_total: counter,
+    /// Times Redis became unreachable (every connection closed with 1013).
+    redis_outages_total: counter,
     /// Webhooks the app accepted (2xx).
     webhooks_delivered_total: counter,
     /// Webhook attempts that failed and were retried.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chat_protocol::scripts::{self, ConnInfo};
 use chat_protocol::Keys;
 use futures_util::future::join_all;
-use redis::aio::ConnectionManager;
+use crate::engine::Redis;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::ConnId;
@@ -42,7 +42,7 @@ pub struct Presence {
     debounce: Duration,
     /// Presence frames go to a group only while it has at most this many online members.
     group_events_limit: u64,
-    redis: ConnectionManager,
+    redis: Redis,
     metrics: Arc<Metrics>,
     webhook: Option<Arc<Webhook>>,
     local: Mutex<HashMap<ConnId, Registered>>,
@@ -54,7 +54,7 @@ impl Presence {
         ttl_ms: u64,
         debounce_ms: u64,
         group_events_limit: u64,
-        redis: ConnectionManager,
+        redis: Redis,
         metrics: Arc<Metrics>,
         webhook: Option<Arc<Webhook>>,
     ) -> Arc<Self> {

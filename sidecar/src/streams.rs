@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chat_protocol::{Conversation, Keys};
-use redis::aio::ConnectionManager;
+use crate::engine::Redis;
 
 /// Where a connection stands in one conversation.
 #[derive(Debug)]
@@ -34,15 +34,33 @@ impl Cursor {
     }
 
     /// The conversation's latest sequence number.
-    pub async fn latest(redis: &mut ConnectionManager, keys: &Keys, conv: &Conversation) -> redis::RedisResult<u64> {
+    pub async fn latest(redis: &mut Redis, keys: &Keys, conv: &Conversation) -> redis::RedisResult<u64> {
         let seq: Option<u64> = redis::cmd("GET").arg(keys.seq(conv)).query_async(redis).await?;
         Ok(seq.unwrap_or(0))
     }
 }
 
+/// A conversation's current epoch (see `protocol/lua/push.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch {
+    pub id: u64,
+    /// The epoch's first message is `base + 1`; the numbers between `prev` and `base` were never
+    /// messages.
+    pub base: u64,
+    /// The last sequence of the previous epoch that survived.
+    pub prev: u64,
+}
+
+/// Reads `conv`'s epoch; a conversation without one is in its first epoch from 0.
+pub async fn epoch_of(redis: &mut Redis, keys: &Keys, conv: &Conversation) -> redis::RedisResult<Epoch> {
+    let (id, base, prev): (Option<u64>, Option<u64>, Option<u64>) =
+        redis::cmd("HMGET").arg(keys.epoch(conv)).arg("e").arg("b").arg("p").query_async(redis).await?;
+    Ok(Epoch { id: id.unwrap_or(0), base: base.unwrap_or(0), prev: prev.unwrap_or(0) })
+}
+
 /// Up to `count` messages with sequence numbers above `after`, in order: `(seq, envelope)`.
 pub async fn read_after(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     stream_key: &str,
     after: u64,
     count: usize,

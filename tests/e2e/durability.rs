@@ -170,6 +170,15 @@ async fn sidecar_and_extension_reconnect_after_a_redis_restart() {
     assert_eq!(c.recv_message().await["seq"], 1);
 
     redis.stop();
+    // No silent socket: the node closes its connections with 1013 once Redis is gone.
+    let started = std::time::Instant::now();
+    let (code, _) = c.expect_close().await;
+    assert_eq!(code, 1013);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "closed within seconds, not after a heartbeat: {:?}", started.elapsed());
+    // New connections are refused at once while Redis is down.
+    let token = php.token("paul").await;
+    let mut early = Client::connect(&sidecar.ws_url(&format!("token={token}"))).await;
+    assert_eq!(early.expect_close().await.0, 1013);
     // One PHP process across the whole outage, as a PHP-FPM worker would be. It marks the
     // first failed call in a file, so Redis comes back only after the worker saw it down.
     let marker = tempfile::NamedTempFile::new().unwrap().into_temp_path();
@@ -201,10 +210,15 @@ async fn sidecar_and_extension_reconnect_after_a_redis_restart() {
     assert_eq!(ok, "3", "calls after the restart succeeded: {out}");
     eventually("the sidecar to be ready again", async || (sidecar.get("/readyz").await.0 == 200).then_some(())).await;
 
-    // The connected client gets what was pushed after the restart, in order (the stream
-    // survived thanks to persistence: sequence numbers continue).
+    // The client resumes from its cursor and gets what was pushed after the restart, in order.
+    // A restarted Redis has a new replication id, so the conversation went on in a new epoch
+    // whose numbers start far above the old ones: nothing was lost (the append-only file kept
+    // seq 1), so no reset, and nothing new can be taken for a duplicate.
+    let (mut c, welcome) = Client::resume(&sidecar, &php, "paul", Some(&serde_json::json!({"u:paul": 1})), true).await;
     let m = c.recv_message().await;
-    assert_eq!(m["seq"], 2);
+    assert!(m["seq"].as_u64().unwrap() > 1_000_000, "{m}");
+    assert_eq!(m["epoch"].as_u64().unwrap() + 1, m["seq"].as_u64().unwrap(), "the first of its epoch: {m}");
+    assert_eq!(welcome["epochs"]["u:paul"], m["epoch"], "the welcome names the epoch");
     let id = php.push("paul", r#"{"n":"after"}"#, None).await;
     let mut last = m;
     while last["id"] != id.as_str() {
@@ -275,8 +289,10 @@ async fn a_pubsub_link_that_redis_stopped_answering_is_replaced() {
     expect_sequence(&mut c, "u:rhea", 1, 1).await;
 
     // A frozen Redis keeps the socket open: only the unanswered PING can tell (15 s, checked
-    // every 5 s, so the node gives up on the link within about 25 s).
+    // every 5 s, so the node gives up on the link within about 25 s). The client does not wait
+    // that long: the node's health check closes it with 1013 within seconds.
     let frozen = Frozen::stop(redis.pid().unwrap());
+    assert_eq!(c.expect_close().await.0, 1013);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
     while sidecar.metric("pubsub_reconnects_total").await == 0 {
         assert!(std::time::Instant::now() < deadline, "the node kept a pub/sub link that did not answer");
@@ -284,6 +300,8 @@ async fn a_pubsub_link_that_redis_stopped_answering_is_replaced() {
     }
     assert!(sidecar.logs().contains("did not answer a PING"), "{}", sidecar.logs());
     drop(frozen);
+    eventually("the node to be ready again", async || (sidecar.get("/readyz").await.0 == 200).then_some(())).await;
+    let (mut c, _) = Client::resume(&sidecar, &php, "rhea", Some(&serde_json::json!({"u:rhea": 1})), true).await;
     php.push("rhea", r#"{"n":2}"#, None).await;
     expect_sequence(&mut c, "u:rhea", 2, 1).await;
 }

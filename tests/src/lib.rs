@@ -63,7 +63,17 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// A new Redis whose `chat` namespace is declared whole, as the first sidecar started on it
+    /// would (`chat:dataset` = `g1`): tests may push before any sidecar runs. Pushes to a Redis
+    /// without the marker are refused (see [`Redis::start_bare`]).
     pub fn start() -> Redis {
+        let r = Redis::start_bare();
+        r.cmd(&["SET", "chat:dataset", "g1", "NX"]).expect("declare the dataset");
+        r
+    }
+
+    /// A new, empty Redis, as an operator hands it over.
+    pub fn start_bare() -> Redis {
         let mut r = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
         r.restart();
         r

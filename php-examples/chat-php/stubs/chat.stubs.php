@@ -9,10 +9,11 @@
  *
  * INI settings, all PHP_INI_ALL (php.ini, php-fpm pool php_value[...], php -d, ini_set()),
  * read on every call; defaults:
+ *   chat.failover_timeout_ms = '5000'                   with redis+sentinel://, how long a call that is safe to repeat keeps trying while the master is switched over, milliseconds, >= 0
  *   chat.jwt_secret         = ''                       HS256 secret for chat_token(); must equal the sidecar's CHAT_JWT_SECRET
  *   chat.max_message_bytes  = '65536'                  largest accepted message, bytes of its JSON encoding, >= 1
  *   chat.namespace          = 'chat'                   prefix of every Redis key and channel (id charset); must equal the sidecar's CHAT_NAMESPACE
- *   chat.redis_url          = 'redis://127.0.0.1:6379' Redis to talk to: redis://[[user]:password@]host[:port][/db] or redis+unix:///path.sock[?db=N&pass=...]; no TLS. Must be the sidecar's CHAT_REDIS_URL
+ *   chat.redis_url          = 'redis://127.0.0.1:6379' Redis to talk to: redis://[[user]:password@]host[:port][/db], redis+unix:///path.sock[?db=N&pass=...] or redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master>[/db]; ?replicas=N&replicas_timeout_ms=T: N replicas confirm each write (default 1 with Sentinel, else 0); no TLS. Must be the sidecar's CHAT_REDIS_URL
  *   chat.retention          = '10000'                  about how many messages each conversation's Redis stream keeps, >= 1
  *   chat.timeout_ms         = '1000'                   connect, read and write timeout for Redis, milliseconds, >= 1
  */

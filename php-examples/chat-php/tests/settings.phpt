@@ -12,6 +12,7 @@ use Chat\Settings;
 
 $redis = new RawRedis(test_redis_url());
 $ns = 'settings-' . bin2hex(random_bytes(4));
+declare_dataset($redis, $ns);
 
 Settings::apply([
     'redis_url' => test_redis_url(),

@@ -15,6 +15,7 @@ foreach (['REDIS_URL', 'NAMESPACE', 'JWT_SECRET', 'TIMEOUT_MS', 'MAX_MESSAGE_BYT
 }
 $redis = use_test_redis();
 $ns = ini_get('chat.namespace');
+declare_dataset($redis, "$ns-env");
 $config = load_chat_config();
 echo json_encode($config, JSON_UNESCAPED_SLASHES), "\n";
 $chat = ChatManager::fromConfig($config);

@@ -167,7 +167,7 @@ fn ping(out: &mut Vec<u8>) {
 /// Owns the pub/sub connection: executes (un)subscribe commands in merged batches, reconnects.
 pub(super) async fn supervise(
     hub: Arc<Hub>,
-    info: ConnectionInfo,
+    topology: Arc<chat_protocol::topology::Topology>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     shutdown: CancellationToken,
 ) {
@@ -178,7 +178,11 @@ pub(super) async fn supervise(
     loop {
         let opened = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = open(&info) => r,
+            // Found anew each time: after a failover the master is elsewhere.
+            r = async {
+                let info = crate::engine::resolve(&topology).await.map_err(|e| LinkError::Refused(e.to_string()))?;
+                open(&info).await
+            } => r,
         };
         let (reader, mut writer) = match opened {
             Ok(link) => link,

@@ -209,7 +209,7 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Hub {
     /// Creates the hub and spawns its pub/sub supervisor.
-    pub fn start(client: redis::Client, metrics: Arc<Metrics>, node_id: String, shutdown: CancellationToken) -> Arc<Hub> {
+    pub fn start(topology: Arc<chat_protocol::topology::Topology>, metrics: Arc<Metrics>, node_id: String, shutdown: CancellationToken) -> Arc<Hub> {
         let (cmds, rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub {
             topics: Mutex::new(HashMap::new()),
@@ -225,7 +225,7 @@ impl Hub {
             watcher.shut_down_all();
         });
         // Without its link the node would hold connections that never receive anything.
-        crate::background::spawn_essential("pub/sub link", link::supervise(hub.clone(), client.get_connection_info().clone(), rx, shutdown));
+        crate::background::spawn_essential("pub/sub link", link::supervise(hub.clone(), topology, rx, shutdown));
         hub
     }
 
@@ -384,6 +384,14 @@ impl Hub {
     /// Tells every local connection that the node is shutting down.
     fn shut_down_all(&self) {
         self.each_subscriber(|s| s.tx.shut_down());
+    }
+
+    /// Redis became unreachable: every local connection closes with 1013, so that its client
+    /// reconnects with backoff and resumes (here once Redis is back, or on another node)
+    /// instead of sitting on a socket that receives nothing.
+    pub fn backend_down(&self) {
+        Metrics::inc(&self.metrics.redis_outages_total);
+        self.each_subscriber(|s| s.tx.backend_down());
     }
 
     fn resync_all(&self) {

@@ -6,6 +6,9 @@
 
 use chat_protocol::scripts::{self, Push};
 use chat_protocol::wire::{self, ServerFrame, Target};
+use std::time::Duration;
+
+use chat_protocol::topology::Durability;
 use chat_protocol::{ids, Conversation, MessageId};
 
 use crate::app::App;
@@ -27,6 +30,27 @@ pub enum Known {
     NotHeld,
     /// No session: ask Redis.
     Ask,
+}
+
+/// Tries of a client send whose connection failed (a failover): about 1.5 s in all.
+const ACCEPT_ATTEMPTS: u32 = 4;
+
+/// The push and its `WAIT` in one round trip: the push's reply and how many replicas hold it.
+async fn push_and_wait(keys: &chat_protocol::Keys, push: &Push<'_>, d: Durability, con: &mut crate::engine::Pinned) -> redis::RedisResult<(Vec<u64>, u32)> {
+    let mut replies: Vec<redis::RedisResult<redis::Value>> = scripts::push_and_wait(keys, push, d.replicas, d.timeout).query_async(con).await?;
+    let waited = replies.pop().unwrap_or(Ok(redis::Value::Nil));
+    let flat: Vec<u64> = match replies.pop() {
+        Some(Ok(v)) => redis::from_redis_value(v)?,
+        // A master that has not seen the script yet (after a failover): load it, then wait.
+        Some(Err(e)) if scripts::is_no_script(&e) => {
+            let flat = scripts::push(keys, push).invoke_async(con).await?;
+            let n: u32 = scripts::wait(d.replicas, d.timeout).query_async(con).await?;
+            return Ok((flat, n));
+        }
+        Some(Err(e)) => return Err(e),
+        None => return Err(redis::RedisError::from((redis::ErrorKind::Client, "no reply to the push"))),
+    };
+    Ok((flat, redis::from_redis_value(waited?)?))
 }
 
 fn forbidden(conv: &str) -> ServerFrame {
@@ -85,12 +109,24 @@ impl Actor<'_> {
 
     /// The user read `conv` up to `seq` (already clamped by the caller).
     pub async fn read(&self, conv: &Conversation, seq: u64) -> Option<ServerFrame> {
-        let r: redis::RedisResult<u64> =
-            scripts::read(&self.app.keys, self.uid, conv, seq).invoke_async(&mut self.app.redis.clone()).await;
+        let app = self.app;
+        let d = app.topology.durability;
+        let mut con = app.confirmed.clone();
+        let mut r: redis::RedisResult<u64> = scripts::read(&app.keys, self.uid, conv, seq).invoke_async(&mut con).await;
+        if r.is_ok() && d.replicas > 0 {
+            r = match scripts::wait(d.replicas, d.timeout).query_async::<u32>(&mut con).await {
+                Ok(n) if n >= d.replicas => r,
+                Ok(_) => {
+                    Metrics::inc(&app.metrics.unconfirmed_writes_total);
+                    return Some(ServerFrame::error(wire::error::UNAVAILABLE, "read state not confirmed by the replicas; send it again"));
+                }
+                Err(e) => Err(e),
+            };
+        }
         match r {
             Ok(_) => None,
             Err(e) => {
-                Metrics::inc(&self.app.metrics.redis_errors_total);
+                Metrics::inc(&app.metrics.redis_errors_total);
                 tracing::warn!(error = %e, "cannot record read state");
                 Some(ServerFrame::error(wire::error::UNAVAILABLE, "read state not recorded; send it again"))
             }
@@ -123,20 +159,64 @@ impl Actor<'_> {
             }
         };
         let id = MessageId::generate();
-        let push = Push { id: &id, from: Some(self.uid), to, data_json: data, targets: &targets, retention: self.app.settings.retention };
-        let seqs: redis::RedisResult<Vec<u64>> = scripts::push(&self.app.keys, &push).invoke_async(&mut self.app.redis.clone()).await;
-        match seqs {
+        match self.accept(&id, to, data, &targets).await {
             Ok(seqs) => {
                 Metrics::inc(&self.app.metrics.client_sends_total);
                 // The sender's own copy (or the group's only copy) is the last target.
-                ServerFrame::Sent { r#ref, id: id.to_string(), conv: own_conv, seq: *seqs.last().unwrap_or(&0) }
+                ServerFrame::Sent { r#ref, id: id.to_string(), conv: own_conv, seq: seqs.last().map_or(0, |l| l.0) }
             }
-            Err(e) => {
-                Metrics::inc(&self.app.metrics.redis_errors_total);
-                tracing::warn!(error = %e, "client send failed");
-                refuse(wire::error::UNAVAILABLE, "not sent: chat backend unavailable; retry".into(), r#ref)
+            Err(why) => refuse(wire::error::UNAVAILABLE, why, r#ref),
+        }
+    }
+
+    /// Stores a message of this user once Redis (and the replicas CHAT_REDIS_URL asks for)
+    /// holds it: (sequence, epoch) per target. A try that lost its connection is repeated with
+    /// the same id, which the push script recognises, so it is stored once.
+    async fn accept(&self, id: &MessageId, to: Option<&str>, data: &str, targets: &[Conversation]) -> Result<Vec<(u64, u64)>, String> {
+        let app = self.app;
+        if !app.health.is_up() {
+            return Err("not sent: chat backend unavailable; retry".into());
+        }
+        let d = app.topology.durability;
+        let mut last = None;
+        for attempt in 1..=ACCEPT_ATTEMPTS {
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            let mut con = match app.confirmed.pin().await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let replid = con.replid().to_owned();
+            let push = Push { id, from: Some(self.uid), to, data_json: data, targets, retention: app.settings.retention, replid: &replid, retry: attempt > 1 };
+            let stored = if d.replicas == 0 {
+                scripts::push(&app.keys, &push).invoke_async::<Vec<u64>>(&mut con).await.map(|flat| (flat, d.replicas))
+            } else {
+                push_and_wait(&app.keys, &push, d, &mut con).await
+            };
+            match stored {
+                Ok((flat, confirmed)) if confirmed >= d.replicas => return Ok(scripts::landed(&flat)),
+                Ok((_, confirmed)) => {
+                    Metrics::inc(&app.metrics.unconfirmed_writes_total);
+                    return Err(format!("stored as message {id}, but only {confirmed} of {} replica(s) confirmed it in time; it may be lost if Redis fails over now", d.replicas));
+                }
+                Err(e) if scripts::is_backlog_full(&e) || scripts::is_not_ready(&e) => {
+                    Metrics::inc(&app.metrics.redis_errors_total);
+                    return Err(format!("not sent: {}; retry later", e.detail().unwrap_or("chat backend not ready")));
+                }
+                Err(e) if crate::engine::drops_connection(&e) => last = Some(e),
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
             }
         }
+        Metrics::inc(&app.metrics.redis_errors_total);
+        tracing::warn!(error = ?last, "client send failed");
+        Err("not sent: chat backend unavailable; retry".into())
     }
 
     async fn publish(&self, channel: String, payload: String) -> Option<ServerFrame> {

@@ -183,6 +183,10 @@ impl Session {
     /// only registers in the client index and says welcome without a user.
     async fn start<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, device: &str, requested: Cursors) -> Result<(), Exit> {
         let app = self.app.clone();
+        // Refused at once while Redis is known to be down, rather than after timeouts.
+        if !app.health.is_up() {
+            return Err(close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect later and resume"));
+        }
         let broadcast = app.hub.join(&app.keys.broadcast(), self.sub.clone()).await.map_err(|e| backend_down(&app, "subscribe failed", &e))?;
         self.broadcast = Some(broadcast);
         if let Some(unbound) = &self.unbound {
@@ -192,7 +196,7 @@ impl Session {
                 .await
                 .map_err(|e| backend_down(&app, "cannot register an anonymous connection", &e))?;
             // Cursors the client sent are of no conversation of its (none yet).
-            send_now(t, self.welcome(Cursors::new())).await?;
+            send_now(t, self.welcome(Cursors::new(), Cursors::new())).await?;
             tracing::debug!(conn = %self.conn_name(), transport = T::KIND, "connected anonymously");
             return Ok(());
         }
@@ -209,7 +213,7 @@ impl Session {
         }
     }
 
-    fn welcome(&self, cursors: Cursors) -> ServerFrame {
+    fn welcome(&self, cursors: Cursors, epochs: Cursors) -> ServerFrame {
         ServerFrame::Welcome {
             uid: (!self.uid.is_empty()).then(|| self.uid.to_string()),
             conn: self.conn_name(),
@@ -217,6 +221,7 @@ impl Session {
             heartbeat_ms: self.app.settings.heartbeat_ms,
             max_frame_bytes: self.app.settings.max_frame_bytes,
             cursors,
+            epochs,
         }
     }
 
@@ -263,11 +268,13 @@ impl Session {
             return Err(unavailable("subscribe failed", &e));
         }
         // Subscribed first, then read where each conversation is: nothing published in between
-        // is missed. One round trip for every conversation's sequence and acknowledged position.
+        // is missed. One round trip for every conversation's sequence, epoch and acknowledged
+        // position.
         let mut pipe = redis::pipe();
         for (topic, _) in &opened {
             let c = &self.cursors[topic];
             pipe.cmd("GET").arg(app.keys.seq(&c.conv));
+            pipe.cmd("HGET").arg(app.keys.epoch(&c.conv)).arg("e");
             match &c.conv {
                 Conversation::Inbox(uid) => pipe.cmd("HGET").arg(app.keys.acked(uid)).arg(&*c.conv_id),
                 Conversation::Group(group) => pipe.cmd("HGET").arg(app.keys.group_acked(group)).arg(&*self.uid),
@@ -276,13 +283,22 @@ impl Session {
         let positions: Vec<Option<u64>> =
             pipe.query_async(&mut redis).await.map_err(|e| unavailable("cannot read conversations' sequences", &e))?;
         let mut starts = Cursors::new();
-        for ((topic, floor), at) in opened.iter().zip(positions.chunks(2)) {
-            let (latest, acked) = (at[0].unwrap_or(0), at.get(1).copied().flatten());
+        let mut epochs = Cursors::new();
+        let mut resets = Vec::new();
+        for ((topic, floor), at) in opened.iter().zip(positions.chunks(3)) {
+            let (latest, epoch, acked) = (at[0].unwrap_or(0), at[1].unwrap_or(0), at.get(2).copied().flatten());
             let cursor = self.cursors.get_mut(topic).expect("just inserted");
-            let wanted = requested.get(&*cursor.conv_id).copied().or(acked).unwrap_or(0);
+            let asked = requested.get(&*cursor.conv_id).copied();
+            // A client that has seen more than the conversation now holds saw messages Redis
+            // lost: it is told so, never silently rewound.
+            if let Some(was) = asked.filter(|c| *c > latest) {
+                resets.push(ServerFrame::Reset { conv: cursor.conv_id.to_string(), seq: latest, was, epoch });
+            }
+            let wanted = asked.or(acked).unwrap_or(0);
             let start = wanted.max(*floor).min(latest);
             cursor.start_at(start);
             starts.insert(cursor.conv_id.to_string(), start);
+            epochs.insert(cursor.conv_id.to_string(), epoch);
         }
         let info = self.conn_info(T::KIND, device, connected_at);
         app.presence
@@ -292,9 +308,13 @@ impl Session {
         if answer_bind {
             self.answer_bind(&self.uid.clone()).await?;
         }
-        let welcome = self.welcome(starts.clone());
+        let welcome = self.welcome(starts.clone(), epochs);
         let ids = T::TRACKS_CURSORS.then(|| starts.clone());
         t.feed(welcome.to_json().into(), ids).await?;
+        for reset in resets {
+            Metrics::inc(&app.metrics.history_resets_total);
+            t.feed(reset.to_json().into(), None).await?;
+        }
         for conv in requested.keys().filter(|c| !starts.contains_key(*c)) {
             let e = ServerFrame::error(wire::error::FORBIDDEN, format!("cursor for {conv:?} ignored: not a conversation of this user"));
             t.feed(e.to_json().into(), None).await?;
@@ -340,6 +360,7 @@ impl Session {
     fn ended(&self, why: Ended) -> Exit {
         match why {
             Ended::ShutDown => close_with(close::GOING_AWAY, "server shutting down; reconnect"),
+            Ended::BackendDown => close_with(close::TRY_AGAIN, "chat backend unavailable; reconnect and resume"),
             Ended::Overflowed => {
                 Metrics::inc(&self.app.metrics.slow_consumer_disconnects_total);
                 close_with(close::TOO_SLOW, "outbound queue overflow: reconnect and resume")
@@ -693,14 +714,15 @@ impl Session {
             self.drain(t, rx).await?;
             let Some(&(first, _)) = batch.first() else { break };
             if first > after + 1 {
-                // Older than the stream's retention.
-                let before = first.min(upto.saturating_add(1));
-                if !Box::pin(self.replay_from_mysql(t, &topic, before)).await? {
-                    let lost = before - after - 1;
-                    app.metrics.messages_trimmed_total.fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!(conv = %key, from = after + 1, to = before - 1, "messages trimmed from Redis and not in MySQL");
-                    self.cursors.get_mut(&topic).expect("present").seq = before - 1;
+                // Either older than the stream's retention, or the start of a new epoch.
+                let conv = self.cursors[&topic].conv.clone();
+                let epoch = streams::epoch_of(&mut redis, &app.keys, &conv).await.map_err(|e| backend_down(&app, "cannot read a conversation's epoch", &e))?;
+                if first == epoch.base + 1 && after <= epoch.base {
+                    Box::pin(self.enter_epoch(t, &topic, &epoch)).await?;
+                    continue;
                 }
+                let before = first.min(upto.saturating_add(1));
+                Box::pin(self.replay_from_mysql(t, &topic, before)).await?;
                 continue;
             }
             for (seq, envelope) in batch {
@@ -715,31 +737,62 @@ impl Session {
         Ok(())
     }
 
-    /// Replays messages below `before` from MySQL. Returns false when MySQL is not configured
-    /// or does not get the missing messages within a few seconds (the writer may lag).
-    async fn replay_from_mysql<T: Transport>(&mut self, t: &mut T, topic: &Arc<str>, before: u64) -> Result<bool, Exit> {
+    /// The conversation moved to `epoch` while this client stood at its cursor: what the old
+    /// epoch kept after the cursor comes from MySQL; if the client had seen more than survived,
+    /// it is told (a `reset`); then delivery goes on at the new epoch.
+    async fn enter_epoch<T: Transport>(&mut self, t: &mut T, topic: &Arc<str>, epoch: &streams::Epoch) -> Result<(), Exit> {
+        let (conv_id, after) = {
+            let c = &self.cursors[topic];
+            (c.conv_id.clone(), c.seq)
+        };
+        if after > epoch.prev {
+            Metrics::inc(&self.app.metrics.history_resets_total);
+            tracing::warn!(conv = %conv_id, kept = epoch.prev, seen = after, "the client had seen messages Redis lost; sending a reset");
+            let reset = ServerFrame::Reset { conv: conv_id.to_string(), seq: epoch.prev, was: after, epoch: epoch.id };
+            t.feed(reset.to_json().into(), None).await?;
+        } else if after < epoch.prev {
+            Box::pin(self.replay_from_mysql(t, topic, epoch.prev + 1)).await?;
+        }
+        if let Some(c) = self.cursors.get_mut(topic) {
+            c.seq = c.seq.max(epoch.base);
+        }
+        Ok(())
+    }
+
+    /// Replays messages below `before` from MySQL. A message MySQL does not have within a few
+    /// seconds (the writer may lag) is stepped over, counted and logged as lost, and the rest of
+    /// the range still comes: one missing row never costs the client the messages after it.
+    async fn replay_from_mysql<T: Transport>(&mut self, t: &mut T, topic: &Arc<str>, before: u64) -> Result<(), Exit> {
         let app = self.app.clone();
-        let Some(history) = &app.history else { return Ok(false) };
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let cursor = &self.cursors[topic];
             let (conv, after) = (cursor.conv_id.clone(), cursor.seq);
             if after + 1 >= before {
-                return Ok(true);
+                return Ok(());
             }
-            let rows = match history.range(&conv, after, before, app.settings.replay_batch).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    Metrics::inc(&app.metrics.mysql_errors_total);
-                    tracing::warn!(error = %e, "cannot read history from MySQL");
-                    Vec::new()
-                }
+            let rows = match &app.history {
+                None => Vec::new(),
+                Some(history) => match history.range(&conv, after, before, app.settings.replay_batch).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        Metrics::inc(&app.metrics.mysql_errors_total);
+                        tracing::warn!(error = %e, "cannot read history from MySQL");
+                        Vec::new()
+                    }
+                },
             };
             if rows.first().map(|r| r.seq) != Some(after + 1) {
-                if Instant::now() > deadline {
-                    return Ok(false);
+                if app.history.is_some() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let next = rows.first().map_or(before, |r| r.seq);
+                app.metrics.messages_trimmed_total.fetch_add(next - after - 1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%conv, from = after + 1, to = next - 1, "messages no longer in Redis and not in MySQL; stepped over");
+                self.cursors.get_mut(topic).expect("present").seq = next - 1;
+                // Waited once already: the rest of the range comes as MySQL has it.
+                deadline = Instant::now();
                 continue;
             }
             for row in rows {

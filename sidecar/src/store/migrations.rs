@@ -5,8 +5,11 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 /// (version, description, SQL). Append only; never edit an applied migration.
-const MIGRATIONS: &[(u32, &str, &str)] =
-    &[(1, "messages table", include_str!("../../migrations/001_messages.sql"))];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "messages table", include_str!("../../migrations/001_messages.sql")),
+    (2, "message epochs", include_str!("../../migrations/002_epoch.sql")),
+    (3, "replaced messages", include_str!("../../migrations/003_replaced.sql")),
+];
 
 pub async fn apply(conn: &mut Conn) -> anyhow::Result<()> {
     let locked: Option<i64> = conn.query_first("SELECT GET_LOCK('chat_migrations', 60)").await?;

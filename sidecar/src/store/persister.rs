@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_protocol::{scripts, Keys};
-use redis::aio::ConnectionManager;
+use crate::engine::Redis;
 use redis::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -23,8 +23,10 @@ use crate::webhook::Webhook;
 
 pub struct Persister {
     pub keys: Keys,
+    /// Most entries the log may hold (pushes are refused beyond it).
+    pub log_bound: u64,
     /// A connection of its own: XREADGROUP BLOCK would stall a shared multiplexed connection.
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub history: Option<History>,
     pub webhook: Option<Arc<Webhook>>,
     pub consumer: String,
@@ -77,20 +79,11 @@ impl Persister {
         }
     }
 
+    /// The log and its consumer group, created again if Redis lost them (with the dataset
+    /// marker, when that is gone too).
     async fn ensure_group(&mut self) -> redis::RedisResult<()> {
-        let _: () = redis::cmd("SET").arg(self.keys.log_enabled()).arg(&self.consumer).query_async(&mut self.redis).await?;
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.keys.log())
-            .arg(Keys::LOG_GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut self.redis)
-            .await;
-        match created {
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
-        }
+        let _: (String, u8) = scripts::dataset(&self.keys, true, Some(self.log_bound)).invoke_async(&mut self.redis).await?;
+        Ok(())
     }
 
     async fn read(&mut self, id: &str) -> redis::RedisResult<Vec<Entry>> {
@@ -133,15 +126,28 @@ impl Persister {
     }
 
     async fn process(&mut self, entries: Vec<Entry>, shutdown: &CancellationToken) {
-        let rows: Vec<StoredMessage> = entries.iter().filter_map(|(_, e)| StoredMessage::from_envelope(e)).collect();
-        if rows.len() < entries.len() {
-            tracing::warn!(skipped = entries.len() - rows.len(), "log entries that are not envelopes were skipped");
+        let mut rows = Vec::with_capacity(entries.len());
+        let mut dead = Vec::new();
+        for (id, envelope) in &entries {
+            match StoredMessage::from_envelope(envelope) {
+                Some(row) => rows.push(row),
+                None => dead.push((id.as_str(), envelope.as_str())),
+            }
+        }
+        // Set aside, never acknowledged away: an entry nothing can store is kept for an operator.
+        if !dead.is_empty() && !self.dead_letter(&dead, shutdown).await {
+            return;
         }
         if let Some(history) = &self.history {
             let mut backoff = Duration::from_millis(200);
             loop {
                 match history.insert(&rows).await {
-                    Ok(()) => break,
+                    Ok(replaced) => {
+                        if replaced > 0 {
+                            self.metrics.history_conflicts_total.fetch_add(replaced, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        break;
+                    }
                     Err(e) => {
                         Metrics::inc(&self.metrics.mysql_errors_total);
                         tracing::warn!(error = %e, retry_in = ?backoff, rows = rows.len(), "MySQL insert failed; entries stay pending in Redis");
@@ -176,6 +182,26 @@ impl Persister {
         }
         if let Some(webhook) = &self.webhook {
             self.notify_offline(webhook.clone(), &rows).await;
+        }
+    }
+
+    /// Copies entries that are not envelopes to the dead-letter stream; true once Redis has them
+    /// (only then may they leave the log).
+    async fn dead_letter(&mut self, dead: &[(&str, &str)], shutdown: &CancellationToken) -> bool {
+        let mut pipe = redis::pipe();
+        for (id, envelope) in dead {
+            pipe.cmd("XADD").arg(self.keys.log_dead()).arg("*").arg("e").arg(*envelope).arg("log_id").arg(*id).arg("why").arg("not a message envelope").ignore();
+        }
+        match pipe.query_async::<()>(&mut self.redis).await {
+            Ok(()) => {
+                self.metrics.log_dead_letters_total.fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(entries = dead.len(), stream = %self.keys.log_dead(), "log entries that are not message envelopes were moved to the dead-letter stream");
+                true
+            }
+            Err(e) => {
+                self.redis_trouble("cannot move unreadable log entries to the dead-letter stream; they stay pending", &e, shutdown).await;
+                false
+            }
         }
     }
 
