@@ -2,6 +2,7 @@
 ThinkPHP example: config/chat.php through app\common\ChatManager (plain PHP, no framework needed)
 --INI--
 chat.jwt_secret=from-php-ini
+variables_order=GPCS
 --FILE--
 <?php
 declare(strict_types=1);
@@ -10,8 +11,9 @@ require __DIR__ . '/inc/bootstrap.inc';
 use app\common\ChatManager;
 
 echo "-- config/chat.php with nothing in .env: php.ini values stay, app defaults apply\n";
-foreach (['REDIS_URL', 'NAMESPACE', 'JWT_SECRET', 'TIMEOUT_MS', 'MAX_MESSAGE_BYTES', 'WEBSOCKET_URL', 'WEBHOOK_SECRET'] as $name) {
+foreach (['REDIS_URL', 'NAMESPACE', 'JWT_SECRET', 'TIMEOUT_MS', 'MAX_MESSAGE_BYTES', 'WEBSOCKET_URL', 'TOKEN_TTL', 'WEBHOOK_SECRET'] as $name) {
     putenv("CHAT_$name");   // whatever the calling shell had
+    putenv("PHP_CHAT_$name");
 }
 $redis = use_test_redis();
 $ns = ini_get('chat.namespace');
@@ -21,7 +23,8 @@ $chat = ChatManager::fromConfig($config);
 $chat->applySettings();
 var_dump(ini_get('chat.jwt_secret'), ini_get('chat.namespace') === $ns);
 
-echo "-- connect info for the browser\n";
+echo "-- connect info for the browser; none for nobody (a visitor's session has no user_id)\n";
+var_dump($chat->connectInfo(null));
 $info = $chat->connectInfo(42, ['name' => 'Wang']);
 echo implode(',', array_keys($info)), ' ', $info['expires_in'], ' ', json_encode(str_starts_with($info['url'], 'ws://127.0.0.1:9501/ws?token=' . $info['token'])), "\n";
 [$h, $p, $s] = explode('.', $info['token']);
@@ -29,7 +32,7 @@ $claims = json_decode(base64_decode(strtr($p, '-_', '+/')), true);
 echo $claims['sub'], ' ', $claims['name'], ' ', $claims['exp'] - $claims['iat'], "\n";
 var_dump(hash_equals(rtrim(strtr(base64_encode(hash_hmac('sha256', "$h.$p", 'from-php-ini', true)), '+/', '-_'), '='), $s));
 
-echo "-- values from .env override php.ini for the request\n";
+echo "-- values from the environment (here CHAT_*, read by getenv()) override php.ini for the request\n";
 putenv('CHAT_JWT_SECRET=from-env');
 putenv("CHAT_NAMESPACE=$ns-env");
 putenv('CHAT_WEBSOCKET_URL=wss://chat.example/ws');
@@ -59,14 +62,15 @@ show(fn () => get_class(ChatManager::fromConfig(['token_ttl' => '600'])));
 ?>
 --EXPECTF--
 -- config/chat.php with nothing in .env: php.ini values stay, app defaults apply
-{"redis_url":null,"namespace":null,"jwt_secret":null,"timeout_ms":null,"max_message_bytes":null,"websocket_url":"ws://127.0.0.1:9501/ws","token_ttl":3600,"webhook_secret":null}
+{"redis_url":null,"namespace":null,"jwt_secret":null,"timeout_ms":null,"max_message_bytes":null,"websocket_url":"ws://127.0.0.1:9501/ws","token_ttl":"3600","webhook_secret":null}
 string(12) "from-php-ini"
 bool(true)
--- connect info for the browser
+-- connect info for the browser; none for nobody (a visitor's session has no user_id)
+NULL
 token,url,expires_in 3600 true
 42 Wang 3600
 bool(true)
--- values from .env override php.ini for the request
+-- values from the environment (here CHAT_*, read by getenv()) override php.ini for the request
 string(8) "from-env"
 bool(true)
 wss://chat.example/ws
