@@ -59,6 +59,9 @@ show(fn () => ChatManager::fromConfig(['token_ttl' => 0]));
 show(fn () => ChatManager::fromConfig(['websocket_url' => 'chat.example/ws'])->connectInfo('bob'));
 show(fn () => ChatManager::fromConfig(['timeout_ms' => 1.5])->applySettings());
 show(fn () => get_class(ChatManager::fromConfig(['token_ttl' => '600'])));
+echo "-- null, as config/chat.php gives for what .env does not set, is the default\n";
+show(fn () => ChatManager::fromConfig(['websocket_url' => null, 'token_ttl' => null])->connectInfo('bob')['expires_in']);
+show(fn () => strstr(ChatManager::fromConfig(['websocket_url' => null])->connectInfo('bob')['url'], '?', true));
 ?>
 --EXPECTF--
 -- config/chat.php with nothing in .env: php.ini values stay, app defaults apply
@@ -87,3 +90,6 @@ Chat\InvalidArgumentException: config/chat.php: token_ttl must be a whole number
 Chat\InvalidArgumentException: endpoint must be an absolute ws://, wss://, http:// or https:// URL without a #fragment, got "chat.example/ws"
 Chat\InvalidArgumentException: chat setting "timeout_ms" must be a string, an int or null, got float
 ok: "app\\common\\ChatManager"
+-- null, as config/chat.php gives for what .env does not set, is the default
+ok: 3600
+ok: "ws://127.0.0.1:9501/ws"

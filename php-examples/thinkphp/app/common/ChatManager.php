@@ -72,19 +72,24 @@ final class ChatManager
                 implode(', ', array_merge(array_keys(Settings::DIRECTIVES), self::APP_KEYS)),
             ));
         }
+        // A key set to null (nothing in .env) takes its default, as a null chat.* key keeps
+        // the php.ini value.
+        foreach (self::DEFAULTS as $key => $default) {
+            $config[$key] ??= $default;
+        }
         // .env values arrive as strings: "3600" is a fine token_ttl.
-        $ttl = $config['token_ttl'] ?? self::DEFAULTS['token_ttl'];
+        $ttl = $config['token_ttl'];
         if (filter_var($ttl, FILTER_VALIDATE_INT, ['options' => ['min_range' => 1]]) === false) {
             throw new InvalidArgumentException('config/chat.php: token_ttl must be a whole number of seconds >= 1');
         }
-        if (!is_string($config['websocket_url'] ?? self::DEFAULTS['websocket_url'])) {
+        if (!is_string($config['websocket_url'])) {
             throw new InvalidArgumentException('config/chat.php: websocket_url must be a string');
         }
-        $secret = $config['webhook_secret'] ?? null;
+        $secret = $config['webhook_secret'];
         if ($secret !== null && !is_string($secret)) {
             throw new InvalidArgumentException('config/chat.php: webhook_secret must be a string or null');
         }
-        return new self($config + self::DEFAULTS, $client ?? new Client());
+        return new self($config, $client ?? new Client());
     }
 
     /**
