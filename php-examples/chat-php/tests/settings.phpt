@@ -39,7 +39,7 @@ show(fn () => chat_online_count());
 
 echo "-- a PHP without the extension: a message saying so, not \"class Chat\\ChatException not found\"\n";
 // -n: no php.ini, so no installed chat.so either. (A value fixed with php_admin_value is
-// php-fpm's business: php-examples/tests/fpm-settings.sh tests that part.)
+// php-fpm's business: php-examples/tests/run.sh tests that part.)
 $code = sprintf('require %s; try { Chat\Settings::apply(["redis_url" => "redis://127.0.0.1:1"]); } catch (Throwable $e) { echo get_class($e), ": ", $e->getMessage(); }', var_export(getenv('CHAT_TEST_AUTOLOAD'), true));
 echo shell_exec(escapeshellarg(PHP_BINARY) . ' -n -r ' . escapeshellarg($code) . ' 2>&1'), "\n";
 ?>
