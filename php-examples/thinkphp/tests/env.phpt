@@ -35,18 +35,23 @@ var_dump(env('APP_DEBUG'));
 // README, "Add it to an existing app", step 6: the [CHAT] line and everything below it.
 preg_match('/^\[CHAT\].*/ms', (string) file_get_contents("$root/.example.env"), $m);
 $section = $m[0];
-// The layouts of a new app's .env: ThinkPHP 6.1's has sections and ends with [LANG], 8's has none.
-$tp61 = "APP_DEBUG = true\n\n[APP]\nDEFAULT_TIMEZONE = Asia/Shanghai\n\n[DATABASE]\nTYPE = mysql\nHOSTNAME = 127.0.0.1\n\n[LANG]\ndefault_lang = zh-cn\n";
+// The layouts of a new app's .env: ThinkPHP 6.1's has sections, ends with [LANG], has old Mac
+// line breaks (CR) and none at its end; 8's has no sections.
+$tp61 = "APP_DEBUG = true\r\r[APP]\rDEFAULT_TIMEZONE = Asia/Shanghai\r\r[DATABASE]\rTYPE = mysql\rHOSTNAME = 127.0.0.1\r\r[LANG]\rdefault_lang = zh-cn";
 $tp8 = "APP_DEBUG = true\n\nDB_TYPE = mysql\nDB_HOST = 127.0.0.1\n\nDEFAULT_LANG = zh-cn\n";
 
 foreach (['6.1' => $tp61, '8' => $tp8] as $version => $text) {
-    echo "-- ThinkPHP $version: the [CHAT] section appended to its .env\n";
+    echo "-- ThinkPHP $version: the [CHAT] section appended to its .env, on a line of its own\n";
     $show(load_chat_config($env($text . "\n" . $section)));
     echo 'the app\'s own settings stay: ', json_encode([env('APP_DEBUG'), env('LANG_DEFAULT_LANG') ?? env('DEFAULT_LANG')]), "\n";
 }
 
+echo "-- ThinkPHP 6.1: the section glued to its last line is part of a value, unseen by the app\n";
+$show(load_chat_config($env($tp61 . $section)));
+var_dump(env('LANG_DEFAULT_LANG'));
+
 echo "-- ThinkPHP 6.1: plain CHAT_* lines appended end up in [LANG], unseen by the app\n";
-$show(load_chat_config($env($tp61 . "CHAT_JWT_SECRET = s3cret\n")));
+$show(load_chat_config($env($tp61 . "\nCHAT_JWT_SECRET = s3cret\n")));
 var_dump(env('LANG_CHAT_JWT_SECRET'));
 
 echo "-- a # comment with a parenthesis: ThinkPHP ignores the whole .env, APP_DEBUG too\n";
@@ -75,12 +80,15 @@ $show(load_chat_config($env("[CHAT]\nJWT_SECRET =\nWEBSOCKET_URL = \"\"\n")));
 -- .example.env as the skeleton's .env: it parses, and APP_DEBUG is on
 {"redis_url":"redis://127.0.0.1:6379","jwt_secret":"change-me","websocket_url":"ws://127.0.0.1:9501/ws","webhook_secret":"change-me-too"}
 bool(true)
--- ThinkPHP 6.1: the [CHAT] section appended to its .env
+-- ThinkPHP 6.1: the [CHAT] section appended to its .env, on a line of its own
 {"redis_url":"redis://127.0.0.1:6379","jwt_secret":"change-me","websocket_url":"ws://127.0.0.1:9501/ws","webhook_secret":"change-me-too"}
 the app's own settings stay: [true,"zh-cn"]
--- ThinkPHP 8: the [CHAT] section appended to its .env
+-- ThinkPHP 8: the [CHAT] section appended to its .env, on a line of its own
 {"redis_url":"redis://127.0.0.1:6379","jwt_secret":"change-me","websocket_url":"ws://127.0.0.1:9501/ws","webhook_secret":"change-me-too"}
 the app's own settings stay: [true,"zh-cn"]
+-- ThinkPHP 6.1: the section glued to its last line is part of a value, unseen by the app
+{"redis_url":null,"jwt_secret":null,"websocket_url":"ws://127.0.0.1:9501/ws","webhook_secret":null}
+string(11) "zh-cn[CHAT]"
 -- ThinkPHP 6.1: plain CHAT_* lines appended end up in [LANG], unseen by the app
 {"redis_url":null,"jwt_secret":null,"websocket_url":"ws://127.0.0.1:9501/ws","webhook_secret":null}
 string(6) "s3cret"
