@@ -35,8 +35,7 @@ function pair(string $name, string $value): string
     return $length(strlen($name)) . $length(strlen($value)) . $name . $value;
 }
 
-/** @return never */
-function fail(string $why): void
+function fail(string $why): never
 {
     fwrite(STDERR, "fcgi: $why\n");
     exit(1);
