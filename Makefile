@@ -29,6 +29,7 @@ build: deps
 -include ext/ext.mk
 -include bench/bench.mk
 -include tests/browser/browser.mk
+-include php-examples/php-examples.mk
 
 test: build
 	@$(MAKE) --no-print-directory $(TEST_SUITES)

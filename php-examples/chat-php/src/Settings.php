@@ -24,6 +24,11 @@ namespace Chat;
  * {@see ChatException} naming the setting. The extension keeps one Redis connection per
  * process and replaces it when `redis_url` or `timeout_ms` changes, so apply the same values
  * on every request rather than switching between Redis servers.
+ *
+ * A value fixed with `php_admin_value` (php-fpm pool, Apache) cannot be changed by ini_set().
+ * Giving the same value again is fine (nothing needs to change, so nothing is set); a
+ * different one throws, since the app would otherwise run with settings it did not ask for.
+ * Use `php_value` in the pool when the app configures chat.* too.
  */
 final class Settings
 {
@@ -41,12 +46,24 @@ final class Settings
      * @param array<string, string|int|null> $settings keys of {@see DIRECTIVES}; a null value
      *                                                 leaves that setting as it is
      *
+     * @throws \RuntimeException        the chat extension is not loaded in this PHP (its
+     *                                  exception classes come with it, so none of them can
+     *                                  be thrown then)
      * @throws InvalidArgumentException an unknown key (typos must not pass silently) or a value
      *                                  that is not a string, int or null; nothing is set then
-     * @throws ChatException            PHP refused the setting (the extension is not loaded)
+     * @throws ChatException            PHP refused to change a setting to a different value
+     *                                  (fixed with php_admin_value)
      */
     public static function apply(array $settings): void
     {
+        if (!extension_loaded('chat')) {
+            throw new \RuntimeException(sprintf(
+                'the chat extension is not loaded in this PHP (%s SAPI, %s; php --ri chat): '
+                . 'enable it where this code runs, the CLI included (see the chat README, "Installing the PHP extension")',
+                PHP_SAPI,
+                php_ini_loaded_file() ?: 'no php.ini',
+            ));
+        }
         // Check everything first, so a bad entry leaves the settings as they were.
         foreach ($settings as $key => $value) {
             if (!isset(self::DIRECTIVES[$key])) {
@@ -65,10 +82,19 @@ final class Settings
             }
         }
         foreach ($settings as $key => $value) {
-            if ($value !== null && ini_set(self::DIRECTIVES[$key], (string) $value) === false) {
+            $directive = self::DIRECTIVES[$key];
+            // A php_admin_value setting refuses ini_set() even for the value it already has.
+            if ($value === null || ini_get($directive) === (string) $value) {
+                continue;
+            }
+            if (ini_set($directive, (string) $value) === false) {
+                // The values are not in the message: one of them is the JWT secret.
                 throw new ChatException(sprintf(
-                    'cannot set %s: is the chat extension loaded? (php --ri chat)',
-                    self::DIRECTIVES[$key],
+                    'cannot set %1$s: PHP refuses to change it, as it does for a value fixed with php_admin_value '
+                    . '(php-fpm pool, Apache), and the app\'s configuration asks for a different value. Keep one source: '
+                    . 'php_value[%1$s] in the pool lets the app override it, or leave %1$s out of the app\'s '
+                    . 'configuration so the pool\'s value applies',
+                    $directive,
                 ));
             }
         }

@@ -37,6 +37,12 @@ var_dump(ini_get('chat.namespace') === $ns);
 echo "-- values are checked by the extension when used, naming the setting\n";
 Settings::apply(['timeout_ms' => 'soon']);
 show(fn () => chat_online_count());
+
+echo "-- a PHP without the extension: a message saying so, not \"class Chat\\ChatException not found\"\n";
+// -n: no php.ini, so no installed chat.so either. (A value fixed with php_admin_value is
+// php-fpm's business: php-examples/tests/run.sh tests that part.)
+$code = sprintf('require %s; try { Chat\Settings::apply(["redis_url" => "redis://127.0.0.1:1"]); } catch (Throwable $e) { echo get_class($e), ": ", $e->getMessage(); }', var_export(getenv('CHAT_TEST_AUTOLOAD'), true));
+echo shell_exec(escapeshellarg(PHP_BINARY) . ' -n -r ' . escapeshellarg($code) . ' 2>&1'), "\n";
 ?>
 --EXPECT--
 bool(true)
@@ -53,3 +59,5 @@ Chat\InvalidArgumentException: chat setting "retention" must be a string, an int
 bool(true)
 -- values are checked by the extension when used, naming the setting
 Chat\ChatException: chat.timeout_ms must be a whole number >= 1, got "soon"
+-- a PHP without the extension: a message saying so, not "class Chat\ChatException not found"
+RuntimeException: the chat extension is not loaded in this PHP (cli SAPI, no php.ini; php --ri chat): enable it where this code runs, the CLI included (see the chat README, "Installing the PHP extension")

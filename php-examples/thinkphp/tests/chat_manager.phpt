@@ -2,6 +2,7 @@
 ThinkPHP example: config/chat.php through app\common\ChatManager (plain PHP, no framework needed)
 --INI--
 chat.jwt_secret=from-php-ini
+variables_order=GPCS
 --FILE--
 <?php
 declare(strict_types=1);
@@ -10,8 +11,9 @@ require __DIR__ . '/inc/bootstrap.inc';
 use app\common\ChatManager;
 
 echo "-- config/chat.php with nothing in .env: php.ini values stay, app defaults apply\n";
-foreach (['REDIS_URL', 'NAMESPACE', 'JWT_SECRET', 'TIMEOUT_MS', 'MAX_MESSAGE_BYTES', 'WEBSOCKET_URL', 'WEBHOOK_SECRET'] as $name) {
+foreach (['REDIS_URL', 'NAMESPACE', 'JWT_SECRET', 'TIMEOUT_MS', 'MAX_MESSAGE_BYTES', 'WEBSOCKET_URL', 'TOKEN_TTL', 'WEBHOOK_SECRET'] as $name) {
     putenv("CHAT_$name");   // whatever the calling shell had
+    putenv("PHP_CHAT_$name");
 }
 $redis = use_test_redis();
 $ns = ini_get('chat.namespace');
@@ -22,7 +24,8 @@ $chat = ChatManager::fromConfig($config);
 $chat->applySettings();
 var_dump(ini_get('chat.jwt_secret'), ini_get('chat.namespace') === $ns);
 
-echo "-- connect info for the browser\n";
+echo "-- connect info for the browser; none for nobody (a visitor's session has no user_id)\n";
+var_dump($chat->connectInfo(null));
 $info = $chat->connectInfo(42, ['name' => 'Wang']);
 echo implode(',', array_keys($info)), ' ', $info['expires_in'], ' ', json_encode(str_starts_with($info['url'], 'ws://127.0.0.1:9501/ws?token=' . $info['token'])), "\n";
 [$h, $p, $s] = explode('.', $info['token']);
@@ -30,7 +33,7 @@ $claims = json_decode(base64_decode(strtr($p, '-_', '+/')), true);
 echo $claims['sub'], ' ', $claims['name'], ' ', $claims['exp'] - $claims['iat'], "\n";
 var_dump(hash_equals(rtrim(strtr(base64_encode(hash_hmac('sha256', "$h.$p", 'from-php-ini', true)), '+/', '-_'), '='), $s));
 
-echo "-- values from .env override php.ini for the request\n";
+echo "-- values from the environment (here CHAT_*, read by getenv()) override php.ini for the request\n";
 putenv('CHAT_JWT_SECRET=from-env');
 putenv("CHAT_NAMESPACE=$ns-env");
 putenv('CHAT_WEBSOCKET_URL=wss://chat.example/ws');
@@ -57,17 +60,21 @@ show(fn () => ChatManager::fromConfig(['token_ttl' => 0]));
 show(fn () => ChatManager::fromConfig(['websocket_url' => 'chat.example/ws'])->connectInfo('bob'));
 show(fn () => ChatManager::fromConfig(['timeout_ms' => 1.5])->applySettings());
 show(fn () => get_class(ChatManager::fromConfig(['token_ttl' => '600'])));
+echo "-- null, as config/chat.php gives for what .env does not set, is the default\n";
+show(fn () => ChatManager::fromConfig(['websocket_url' => null, 'token_ttl' => null])->connectInfo('bob')['expires_in']);
+show(fn () => strstr(ChatManager::fromConfig(['websocket_url' => null])->connectInfo('bob')['url'], '?', true));
 ?>
 --EXPECTF--
 -- config/chat.php with nothing in .env: php.ini values stay, app defaults apply
-{"redis_url":null,"namespace":null,"jwt_secret":null,"timeout_ms":null,"max_message_bytes":null,"websocket_url":"ws://127.0.0.1:9501/ws","token_ttl":3600,"webhook_secret":null}
+{"redis_url":null,"namespace":null,"jwt_secret":null,"timeout_ms":null,"max_message_bytes":null,"websocket_url":"ws://127.0.0.1:9501/ws","token_ttl":"3600","webhook_secret":null}
 string(12) "from-php-ini"
 bool(true)
--- connect info for the browser
+-- connect info for the browser; none for nobody (a visitor's session has no user_id)
+NULL
 token,url,expires_in 3600 true
 42 Wang 3600
 bool(true)
--- values from .env override php.ini for the request
+-- values from the environment (here CHAT_*, read by getenv()) override php.ini for the request
 string(8) "from-env"
 bool(true)
 wss://chat.example/ws
@@ -84,3 +91,6 @@ Chat\InvalidArgumentException: config/chat.php: token_ttl must be a whole number
 Chat\InvalidArgumentException: endpoint must be an absolute ws://, wss://, http:// or https:// URL without a #fragment, got "chat.example/ws"
 Chat\InvalidArgumentException: chat setting "timeout_ms" must be a string, an int or null, got float
 ok: "app\\common\\ChatManager"
+-- null, as config/chat.php gives for what .env does not set, is the default
+ok: 3600
+ok: "ws://127.0.0.1:9501/ws"

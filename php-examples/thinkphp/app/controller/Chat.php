@@ -15,12 +15,13 @@ use think\response\Json;
  * Chat endpoints (routes in route/app.php):
  *
  *   GET  /chat/token    the logged-in user's connect token and WebSocket URL
- *   POST /chat/send     {to, text}: a one-to-one message from the logged-in user
+ *   POST /chat/send     JSON {to, text}: a one-to-one message from the logged-in user
  *   POST /chat/webhook  signed notifications from the sidecar (CHAT_WEBHOOK_URL), e.g.
  *                       message.offline: messages wait for a user who is offline
  *
  * Who is logged in comes from the session key `user_id`, which your login code sets: adapt
  * currentUser() to however your app knows its user. Never take the user id from the request.
+ * The session needs ThinkPHP's \think\middleware\SessionInit (app/middleware.php).
  */
 class Chat
 {
@@ -51,11 +52,17 @@ class Chat
         if ($from === null) {
             return json(['error' => 'log in first'], 401);
         }
+        // ThinkPHP checks no CSRF token by itself. A page on another site can make a browser
+        // post a form here with the user's session cookie, but not a JSON body: that takes a
+        // CORS preflight, which fails unless the app allows other origins (AllowCrossDomain).
+        if ($request->contentType() !== 'application/json') {
+            return json(['error' => 'send a JSON body (Content-Type: application/json)'], 415);
+        }
         $to = $request->post('to');
         $text = $request->post('text');
         // Characters counted with PCRE, which also refuses invalid UTF-8 (count false).
         $length = is_string($text) ? preg_match_all('/./su', $text) : false;
-        if (!is_string($to) || $length === false || trim($text) === '' || $length > self::MAX_TEXT) {
+        if (!(is_string($to) || is_int($to)) || $length === false || trim($text) === '' || $length > self::MAX_TEXT) {
             return json(['error' => sprintf('expected to and text (1 to %d characters)', self::MAX_TEXT)], 422);
         }
         try {
@@ -76,7 +83,14 @@ class Chat
     {
         // Check the raw body, before anything decodes it.
         $body = $request->getContent();
-        if (!$this->chat->verifyWebhook($body, $request->header('x-chat-signature'))) {
+        try {
+            $genuine = $this->chat->verifyWebhook($body, $request->header('x-chat-signature'));
+        } catch (ChatException $e) {
+            // No webhook_secret configured: a deployment problem, answered like one; the sidecar
+            // retries a 503 for a while (docs/WEBHOOKS.md, "Delivery").
+            return json(['error' => 'webhooks are not configured (CHAT_WEBHOOK_SECRET)'], 503);
+        }
+        if (!$genuine) {
             return json(['error' => 'bad signature'], 401);
         }
         $event = json_decode($body, true);

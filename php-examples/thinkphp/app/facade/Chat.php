@@ -10,7 +10,7 @@ use think\Facade;
  * Static access to app\common\ChatManager, ThinkPHP style: `Chat::connectInfo($uid)`.
  *
  * @see \app\common\ChatManager
- * @method static array{token: string, url: string, expires_in: int} connectInfo(string|int $uid, array $claims = [])
+ * @method static array{token: string, url: string, expires_in: int}|null connectInfo(string|int|null $uid, array $claims = [])
  * @method static \Chat\ClientInterface client()
  * @method static bool verifyWebhook(string $body, ?string $signature)
  * @method static void applySettings()

@@ -14,7 +14,9 @@ use think\Service;
  * - ChatManager, built from config/chat.php, once per request;
  * - Chat\ClientInterface, for code that only pushes and asks who is online.
  * At boot it applies config/chat.php's chat.* values to the extension, so plain chat_push()
- * calls anywhere in the app use them too.
+ * calls anywhere in the app use them too. ThinkPHP boots services for `php think` commands as
+ * well (composer's scripts run some), so the CLI PHP needs the extension too: without it,
+ * boot stops with a message saying so (README.md, "Prerequisites").
  */
 class ChatService extends Service
 {
