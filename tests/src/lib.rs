@@ -22,6 +22,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod nginx;
+
 pub const SECRET: &str = "e2e-secret";
 /// Upper bound for anything the tests wait on.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -548,8 +550,14 @@ pub struct SseEvent {
 
 impl Sse {
     pub async fn open(sidecar: &Sidecar, query: &str, last_event_id: Option<&str>) -> Sse {
-        let mut s = TcpStream::connect(&sidecar.addr).await.unwrap();
-        let mut req = format!("GET /sse?{query} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n");
+        Self::open_at(&sidecar.addr, query, last_event_id).await
+    }
+
+    /// The same at any address (a proxy in front of nodes). It asks for compression as
+    /// browsers do, and fails if the stream comes compressed: a compressor holds events back.
+    pub async fn open_at(addr: &str, query: &str, last_event_id: Option<&str>) -> Sse {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut req = format!("GET /sse?{query} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\nAccept-Encoding: gzip\r\n");
         if let Some(id) = last_event_id {
             req.push_str(&format!("Last-Event-ID: {id}\r\n"));
         }
@@ -568,6 +576,7 @@ impl Sse {
             if h.to_ascii_lowercase().starts_with("content-type:") {
                 assert!(h.contains("text/event-stream"), "{h}");
             }
+            assert!(!h.to_ascii_lowercase().starts_with("content-encoding:"), "the event stream must not be compressed: {h}");
         }
         Sse { lines }
     }

@@ -1,0 +1,243 @@
+//! The documented nginx configuration (`deploy/nginx/chat-locations.conf`) in front of two
+//! real sidecar nodes on one real Redis: WebSocket, SSE, long-polling and `POST /send` work
+//! through it, on either node, with messages pushed from PHP; a long-poll client whose polls
+//! alternate between the nodes gets every message once; and what must stay private does.
+
+use std::collections::BTreeSet;
+
+use chat_e2e::nginx::{locations_file, Nginx};
+use chat_e2e::{url_encode, Client, Php, Redis, Sidecar, Sse, PATIENCE};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Two nodes with names of their own (the node a client reached is in its `welcome` and its
+/// `conn`), and nginx in front of them.
+struct Stack {
+    redis: Redis,
+    nodes: Vec<Sidecar>,
+    nginx: Nginx,
+}
+
+impl Stack {
+    fn start() -> Stack {
+        let redis = Redis::start();
+        let nodes: Vec<Sidecar> =
+            ["node-a", "node-b"].iter().map(|id| Sidecar::start_with(&redis, &[("CHAT_NODE_ID", id)])).collect();
+        let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
+        let nginx = Nginx::start(&addrs);
+        Stack { redis, nodes, nginx }
+    }
+
+    fn php(&self) -> Php {
+        Php::new(&self.redis)
+    }
+
+    fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws?{query}", self.nginx.addr)
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// One HTTP/1.0 request, read to the end of the connection.
+async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: chat.example.com\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(PATIENCE * 5, s.read_to_end(&mut buf)).await.expect("HTTP answer in time").unwrap();
+    // Lossy: a compressed body is checked by its headers only.
+    let buf = String::from_utf8_lossy(&buf);
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Answer { status, headers: head.to_owned(), body: body.to_owned() }
+}
+
+/// The node part of a connection name `<node id>-<n>`.
+fn node_of(conn: &str) -> &str {
+    conn.rsplit_once('-').map(|(node, _)| node).unwrap_or_else(|| panic!("conn {conn:?} has no node"))
+}
+
+#[tokio::test]
+async fn websocket_clients_on_both_nodes_get_what_php_pushes() {
+    let stack = Stack::start();
+    let php = stack.php();
+    let mut nodes = BTreeSet::new();
+    let mut clients = Vec::new();
+    for uid in ["alice", "bob"] {
+        let token = php.token(uid).await;
+        let mut c = Client::connect(&stack.ws_url(&format!("token={token}"))).await;
+        let welcome = c.recv().await;
+        assert_eq!((welcome["type"].as_str(), welcome["uid"].as_str()), (Some("welcome"), Some(uid)), "{welcome}");
+        nodes.insert(welcome["node"].as_str().unwrap().to_owned());
+        clients.push((uid, c));
+    }
+    // Round robin: one after the other, the two connections land on different nodes.
+    assert_eq!(nodes, BTreeSet::from(["node-a".to_owned(), "node-b".to_owned()]), "{}", stack.nginx.logs());
+    for (uid, c) in &mut clients {
+        let id = php.push(uid, &format!(r#"{{"to":"{uid}"}}"#), None).await;
+        let m = c.recv_message().await;
+        assert_eq!((m["id"].as_str(), m["data"]["to"].as_str()), (Some(id.as_str()), Some(*uid)));
+    }
+    // Frames from the client pass too (nginx relays both directions of the upgraded connection).
+    let (_, alice) = &mut clients[0];
+    alice.send_text(r#"{"type":"ping","ref":1}"#).await;
+    assert_eq!(alice.recv_type("pong").await["ref"], 1);
+}
+
+#[tokio::test]
+async fn sse_streams_arrive_uncompressed_as_they_happen_and_resume_on_the_other_node() {
+    let stack = Stack::start();
+    let php = stack.php();
+    let token = php.token("carol").await;
+    let mut sse = Sse::open_at(&stack.nginx.addr, &format!("token={token}"), None).await;
+    let welcome = sse.next().await;
+    assert_eq!(welcome.data["type"], "welcome", "{:?}", welcome.data);
+    let first_node = welcome.data["node"].as_str().unwrap().to_owned();
+    // Each push must come through on its own: a buffering or compressing proxy would sit on
+    // these few bytes, and the test would time out.
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        php.push("carol", &format!(r#"{{"i":{i}}}"#), None).await;
+        let m = sse.next_message().await;
+        assert_eq!((m.data["seq"].as_u64(), m.data["data"]["i"].as_u64()), (Some(i), Some(i)));
+        ids.push(m.id.unwrap());
+    }
+    drop(sse);
+
+    // The browser's reconnect (Last-Event-ID after message 1) reaches the other node, which
+    // resumes from it.
+    php.push("carol", r#"{"i":4}"#, None).await;
+    let mut again = Sse::open_at(&stack.nginx.addr, &format!("token={token}"), Some(&ids[0])).await;
+    let welcome = again.next().await;
+    assert_ne!(welcome.data["node"].as_str().unwrap(), first_node, "round robin: {}", stack.nginx.logs());
+    assert_eq!(welcome.data["cursors"], json!({"u:carol": 1}));
+    for i in 2..=4 {
+        assert_eq!(again.next_message().await.data["seq"], i);
+    }
+    // What SSE clients send goes by POST /send; this one reaches the node the stream left.
+    let frank = php.token("frank").await;
+    let frame = r#"{"type":"send","to":"carol","data":{"i":"from frank"},"ref":"f1"}"#;
+    let sent = http(&stack.nginx.addr, "POST", "/send", &[("Authorization", &format!("Bearer {frank}")), ("Content-Type", "application/json")], frame).await;
+    assert_eq!((sent.status, sent.json()["ref"].as_str()), (200, Some("f1")), "{}", sent.body);
+    let m = again.next_message().await;
+    assert_eq!((m.data["from"].as_str(), m.data["seq"].as_u64()), (Some("frank"), Some(5)));
+}
+
+/// Polls through nginx with the client's cursors, as chat.js does; returns the answer.
+async fn poll(stack: &Stack, token: &str, conn: Option<&str>, cursor: u64, timeout_ms: u64) -> Value {
+    let cursors = url_encode(&json!({"u:dan": cursor}).to_string());
+    let conn = conn.map(|c| format!("&conn={c}")).unwrap_or_default();
+    let a = http(&stack.nginx.addr, "GET", &format!("/poll?token={token}&cursors={cursors}{conn}&timeout={timeout_ms}"), &[], "").await;
+    assert_eq!(a.status, 200, "{}\n{}", a.body, stack.nginx.logs());
+    a.json()
+}
+
+#[tokio::test]
+async fn a_long_poll_client_alternating_between_nodes_gets_every_message_once() {
+    let stack = Stack::start();
+    let php = stack.php();
+    let dan = php.token("dan").await;
+    const N: u64 = 12;
+    let (mut pushed, mut cursor, mut conn, mut answered_by) = (0u64, 0u64, None::<String>, Vec::new());
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + PATIENCE * 2;
+    for round in 0.. {
+        // None, one or two new messages before each poll, until all are out.
+        for _ in 0..round % 3 {
+            if pushed < N {
+                pushed += 1;
+                php.push("dan", &format!(r#"{{"n":{pushed}}}"#), None).await;
+            }
+        }
+        if pushed == N && cursor == N {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{cursor} of {N} messages; answers from {answered_by:?}");
+        let answer = poll(&stack, &dan, conn.as_deref(), cursor, 3000).await;
+        let this_conn = answer["conn"].as_str().unwrap().to_owned();
+        answered_by.push(node_of(&this_conn).to_owned());
+        for f in answer["frames"].as_array().unwrap() {
+            match f["type"].as_str() {
+                // The poll reached the other node, which started a session from our cursors.
+                Some("welcome") => assert_eq!(f["cursors"]["u:dan"].as_u64(), Some(cursor), "{answer}"),
+                Some("message") => {
+                    assert_eq!(f["seq"].as_u64(), Some(cursor + 1), "once and in order: {answer}");
+                    cursor += 1;
+                    got.push(f["data"]["n"].as_u64().unwrap());
+                }
+                _ => {}
+            }
+        }
+        conn = Some(this_conn);
+    }
+    assert_eq!(got, (1..=N).collect::<Vec<_>>());
+    // Nothing else goes through this nginx meanwhile, so round robin sends each poll to the
+    // node the previous one did not reach.
+    assert!(answered_by.len() > 2 && answered_by.windows(2).all(|w| w[0] != w[1]), "answers from {answered_by:?}\n{}", stack.nginx.logs());
+}
+
+#[tokio::test]
+async fn chat_js_and_healthz_are_public_and_metrics_and_readyz_are_not() {
+    let stack = Stack::start();
+    let js = http(&stack.nginx.addr, "GET", "/chat.js", &[], "").await;
+    assert_eq!(js.status, 200);
+    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
+    assert_eq!(js.body, std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../client/chat.js")).unwrap());
+    let gz = http(&stack.nginx.addr, "GET", "/chat.js", &[("Accept-Encoding", "gzip")], "").await;
+    assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"), "the client script is compressed");
+    assert_eq!(http(&stack.nginx.addr, "GET", "/chat.d.ts", &[], "").await.status, 200);
+    assert_eq!(http(&stack.nginx.addr, "GET", "/healthz", &[], "").await.status, 200);
+    for private in ["/metrics", "/readyz"] {
+        assert_eq!(http(&stack.nginx.addr, "GET", private, &[], "").await.status, 404, "{private}");
+        // Each node still answers it on its own address.
+        assert_eq!(stack.nodes[0].get(private).await.0, 200, "{private}");
+    }
+    // A browser page on another origin: the node's CORS answers pass through nginx.
+    let pre = http(&stack.nginx.addr, "OPTIONS", "/send", &[("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "POST")], "").await;
+    assert_eq!((pre.status, pre.header("access-control-allow-origin").as_deref()), (204, Some("https://app.example.com")));
+}
+
+/// nginx cuts a proxied connection whose node sent nothing for `proxy_read_timeout`: on every
+/// long-lived path it must outlast the heartbeat (25 s) and the longest poll (60 s, plus up
+/// to 15 s for a session to start). Too slow to wait out here, so read from the file.
+#[test]
+fn read_timeouts_outlast_the_heartbeat_and_the_longest_poll() {
+    let conf = std::fs::read_to_string(locations_file()).unwrap();
+    for path in ["/ws", "/sse", "/poll"] {
+        let block = conf
+            .split("location ")
+            .find(|b| b.starts_with(&format!("= {path} ")))
+            .unwrap_or_else(|| panic!("no `location = {path}` in {}", locations_file().display()));
+        let block = &block[..block.find('}').unwrap()];
+        let secs: u64 = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("proxy_read_timeout "))
+            .and_then(|v| v.trim_end_matches(';').strip_suffix('s')?.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: no proxy_read_timeout in seconds (nginx's default, 60 s, is too short)"));
+        assert!(secs > 60 + 15, "{path}: proxy_read_timeout {secs}s");
+    }
+}

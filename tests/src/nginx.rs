@@ -1,0 +1,146 @@
+//! nginx from Debian's package in front of sidecar nodes: the proxy an operator puts there,
+//! with the server block's paths taken verbatim from `deploy/nginx/chat-locations.conf`.
+//!
+//! nginx runs in the foreground (`daemon off`) as a child of the test, with its own prefix,
+//! configuration, temp directories and logs in a temporary directory and a free port. Its
+//! error and access logs are printed when a test fails while it runs.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, PATIENCE};
+
+/// The documented locations of the chat host, included as they are.
+pub fn locations_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/chat-locations.conf")
+}
+
+pub struct Nginx {
+    /// `127.0.0.1:<port>`, plain HTTP: TLS ends at nginx and changes nothing of what is tested.
+    pub addr: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    /// nginx with `nodes` (`host:port`) as the members of upstream `chat_sidecar`, serving
+    /// [`locations_file`]; returns once a request through it reaches a node.
+    pub fn start(nodes: &[&str]) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = free_port();
+        let servers: String = nodes.iter().map(|n| format!("        server {n};\n")).collect();
+        // Workers of a master started as root run as `nobody`, which could not write to this
+        // temporary directory (mode 0700); as anyone else the directive is ignored with a warning.
+        let user = if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) { "user root;" } else { "" };
+        let conf = format!(
+            r#"daemon off;
+worker_processes 1;
+{user}
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    log_format upstream '$request_method $uri $status upstream=$upstream_addr';
+    access_log {d}/access.log upstream;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    # As an operator's http block may have it: compression for what compresses well, which
+    # the locations must keep away from the event stream.
+    gzip on;
+    gzip_types text/event-stream application/json text/javascript;
+    # The tests speak HTTP/1.0 (a body ends with the connection); nginx compresses only for
+    # 1.1 by default, which would let a compressed event stream pass unnoticed.
+    gzip_http_version 1.0;
+    upstream chat_sidecar {{
+{servers}        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        include {locations};
+        location / {{ return 404; }}
+    }}
+}}
+"#,
+            d = d.display(),
+            locations = locations_file().display(),
+        );
+        std::fs::write(d.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            // Errors before the configuration is read would go to /var/log/nginx otherwise.
+            .arg("-e")
+            .arg(d.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("start nginx");
+        let mut nginx = Nginx { addr: format!("127.0.0.1:{port}"), dir, child: Some(child) };
+        let deadline = Instant::now() + PATIENCE;
+        while !nginx.healthz_ok() {
+            if let Some(status) = nginx.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("nginx exited with {status}:\n{}", nginx.logs());
+            }
+            assert!(Instant::now() < deadline, "nginx did not answer /healthz on {}:\n{}", nginx.addr, nginx.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    fn healthz_ok(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else { return false };
+        let _ = s.set_read_timeout(Some(PATIENCE));
+        let mut answer = String::new();
+        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").is_ok()
+            && s.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.1 200")
+    }
+
+    /// stderr, the error log and the access log (one line per request, with the node that answered).
+    pub fn logs(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- nginx stderr\n{}--- nginx error.log\n{}--- nginx access.log\n{}",
+            read("stderr.log"),
+            read("error.log"),
+            read("access.log")
+        )
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM, not SIGKILL: the master then stops its workers, which a killed master
+            // would leave behind, listening.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + PATIENCE;
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// Debian's nginx lives in /usr/sbin, which is not on every user's PATH.
+fn nginx_binary() -> PathBuf {
+    let found = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"].into_iter().map(PathBuf::from).find(|p| p.exists());
+    found.unwrap_or_else(|| {
+        panic!("nginx is missing: install it with `sudo apt-get install -y nginx` (make test does, as root, via scripts/deps.sh)")
+    })
+}
