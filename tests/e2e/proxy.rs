@@ -1,7 +1,8 @@
 //! The documented nginx configuration (`deploy/nginx/chat-locations.conf`) in front of two
 //! real sidecar nodes on one real Redis: WebSocket, SSE, long-polling and `POST /send` work
 //! through it, on either node, with messages pushed from PHP; a long-poll client whose polls
-//! alternate between the nodes gets every message once; and what must stay private does.
+//! alternate between the nodes gets every message once; what must stay private does; and the
+//! TLS site file (`deploy/nginx/chat.conf`) serves it all over HTTPS and HTTP/2.
 
 use std::collections::BTreeSet;
 
@@ -240,4 +241,64 @@ fn read_timeouts_outlast_the_heartbeat_and_the_longest_poll() {
             .unwrap_or_else(|| panic!("{path}: no proxy_read_timeout in seconds (nginx's default, 60 s, is too short)"));
         assert!(secs > 60 + 15, "{path}: proxy_read_timeout {secs}s");
     }
+}
+
+/// `deploy/nginx/chat.conf` itself, with a certificate of our own where certbot's would be and
+/// local addresses for the nodes and ports: HTTPS (HTTP/2) to the chat host, HTTP redirected.
+#[tokio::test]
+async fn the_tls_site_serves_the_chat_host_over_https() {
+    let redis = Redis::start();
+    let nodes: Vec<Sidecar> = ["node-a", "node-b"].iter().map(|id| Sidecar::start_with(&redis, &[("CHAT_NODE_ID", id)])).collect();
+    let tls = tempfile::tempdir().unwrap();
+    let (cert, key) = (tls.path().join("fullchain.pem"), tls.path().join("privkey.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=chat.example.com", "-addext", "subjectAltName=DNS:chat.example.com"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is missing: run `make deps`");
+    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+
+    let (https, http_port) = (chat_e2e::free_port(), chat_e2e::free_port());
+    let mut site = std::fs::read_to_string(locations_file().with_file_name("chat.conf")).unwrap();
+    for (from, to) in [
+        ("server 10.0.0.11:9501;", format!("server {};", nodes[0].addr)),
+        ("server 10.0.0.12:9501;", format!("server {};", nodes[1].addr)),
+        ("listen 80;", format!("listen 127.0.0.1:{http_port};")),
+        ("listen [::]:80;", String::new()),
+        ("listen 443 ssl http2;", format!("listen 127.0.0.1:{https} ssl http2;")),
+        ("listen [::]:443 ssl http2;", String::new()),
+        ("/etc/letsencrypt/live/chat.example.com/", format!("{}/", tls.path().display())),
+    ] {
+        assert!(site.contains(from), "deploy/nginx/chat.conf no longer has {from:?}: adapt this test");
+        site = site.replace(from, &to);
+    }
+    let nginx = Nginx::start_site(&site, https);
+
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "15", "--cacert"])
+            .arg(&cert)
+            .arg("--resolve")
+            .arg(format!("chat.example.com:{https}:127.0.0.1"))
+            .arg("--resolve")
+            .arg(format!("chat.example.com:{http_port}:127.0.0.1"))
+            .args(args)
+            .output()
+            .expect("curl is missing: run `make deps`");
+        assert!(out.status.success(), "curl {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), nginx.logs());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let base = format!("https://chat.example.com:{https}");
+    assert_eq!(curl(&["--http2", "-w", " %{http_version}", &format!("{base}/healthz")]), "ok\n 2");
+    let php = Php::new(&redis);
+    let token = php.token("gus").await;
+    let answer: Value = serde_json::from_str(&curl(&[&format!("{base}/poll?token={token}&timeout=0")])).unwrap();
+    assert_eq!(answer["frames"][0]["type"], "welcome", "{answer}");
+    assert_eq!(curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/metrics")]), "404");
+    let redirect = curl(&["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("http://chat.example.com:{http_port}/chat.js")]);
+    assert_eq!(redirect, "301 https://chat.example.com/chat.js");
 }

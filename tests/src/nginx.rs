@@ -1,5 +1,6 @@
 //! nginx from Debian's package in front of sidecar nodes: the proxy an operator puts there,
-//! with the server block's paths taken verbatim from `deploy/nginx/chat-locations.conf`.
+//! with the chat host's paths taken verbatim from `deploy/nginx/chat-locations.conf`, in a
+//! server block of the test's own or in a site file of `deploy/nginx/`.
 //!
 //! nginx runs in the foreground (`daemon off`) as a child of the test, with its own prefix,
 //! configuration, temp directories and logs in a temporary directory and a free port. Its
@@ -18,7 +19,7 @@ pub fn locations_file() -> PathBuf {
 }
 
 pub struct Nginx {
-    /// `127.0.0.1:<port>`, plain HTTP: TLS ends at nginx and changes nothing of what is tested.
+    /// `127.0.0.1:<port>`.
     pub addr: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -26,12 +27,32 @@ pub struct Nginx {
 
 impl Nginx {
     /// nginx with `nodes` (`host:port`) as the members of upstream `chat_sidecar`, serving
-    /// [`locations_file`]; returns once a request through it reaches a node.
+    /// [`locations_file`] on plain HTTP; returns once a request through it reaches a node.
     pub fn start(nodes: &[&str]) -> Nginx {
+        let port = free_port();
+        let servers: String = nodes.iter().map(|n| format!("    server {n};\n")).collect();
+        let site = format!(
+            "upstream chat_sidecar {{\n{servers}    keepalive 32;\n}}\n\
+             server {{\n    listen 127.0.0.1:{port};\n    include snippets/chat-locations.conf;\n    location / {{ return 404; }}\n}}\n"
+        );
+        let nginx = Nginx::start_site(&site, port);
+        let deadline = Instant::now() + PATIENCE;
+        while !nginx.healthz_ok() {
+            assert!(Instant::now() < deadline, "nginx did not answer /healthz on {}:\n{}", nginx.addr, nginx.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    /// nginx serving `site` (the inside of an `http` block: a site file of deploy/nginx with
+    /// its addresses adapted), of which `port` is one listening port; returns once it accepts
+    /// connections there. `include snippets/chat-locations.conf` finds [`locations_file`], as
+    /// it finds /etc/nginx/snippets/ on Debian.
+    pub fn start_site(site: &str, port: u16) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let port = free_port();
-        let servers: String = nodes.iter().map(|n| format!("        server {n};\n")).collect();
+        std::fs::create_dir(d.join("snippets")).unwrap();
+        std::os::unix::fs::symlink(locations_file(), d.join("snippets/chat-locations.conf")).unwrap();
         // Workers of a master started as root run as `nobody`, which could not write to this
         // temporary directory (mode 0700); as anyone else the directive is ignored with a warning.
         let user = if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) { "user root;" } else { "" };
@@ -57,18 +78,10 @@ http {{
     # The tests speak HTTP/1.0 (a body ends with the connection); nginx compresses only for
     # 1.1 by default, which would let a compressed event stream pass unnoticed.
     gzip_http_version 1.0;
-    upstream chat_sidecar {{
-{servers}        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        include {locations};
-        location / {{ return 404; }}
-    }}
+{site}
 }}
 "#,
             d = d.display(),
-            locations = locations_file().display(),
         );
         std::fs::write(d.join("nginx.conf"), conf).unwrap();
         let child = Command::new(nginx_binary())
@@ -86,11 +99,11 @@ http {{
             .expect("start nginx");
         let mut nginx = Nginx { addr: format!("127.0.0.1:{port}"), dir, child: Some(child) };
         let deadline = Instant::now() + PATIENCE;
-        while !nginx.healthz_ok() {
+        while std::net::TcpStream::connect(&nginx.addr).is_err() {
             if let Some(status) = nginx.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("nginx exited with {status}:\n{}", nginx.logs());
             }
-            assert!(Instant::now() < deadline, "nginx did not answer /healthz on {}:\n{}", nginx.addr, nginx.logs());
+            assert!(Instant::now() < deadline, "nginx did not listen on {}:\n{}", nginx.addr, nginx.logs());
             std::thread::sleep(Duration::from_millis(20));
         }
         nginx
