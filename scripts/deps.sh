@@ -27,6 +27,7 @@ need /usr/bin/chromium chromium              # tests/e2e/browser.rs: headless Ch
 need openssl openssl                        # tests/e2e/proxy.rs: a certificate for the TLS site
 need curl curl                              # tests/e2e/proxy.rs: HTTPS and HTTP/2 through nginx
 need /usr/sbin/nginx nginx                   # tests/e2e/proxy.rs: deploy/nginx in front of two nodes (by path: /usr/sbin is not on every PATH)
+need caddy caddy                            # tests/e2e/proxy.rs: deploy/caddy in front of two nodes
 
 if ((${#missing[@]})); then
   # php-config may still be absent after php-cli: install the -dev of the same PHP.

@@ -1,33 +1,66 @@
-//! The documented nginx configuration (`deploy/nginx/chat-locations.conf`) in front of two
-//! real sidecar nodes on one real Redis: WebSocket, SSE, long-polling and `POST /send` work
-//! through it, on either node, with messages pushed from PHP; a long-poll client whose polls
-//! alternate between the nodes gets every message once; what must stay private does; and the
-//! TLS site file (`deploy/nginx/chat.conf`) serves it all over HTTPS and HTTP/2.
+//! The documented reverse proxies in front of two real sidecar nodes on one real Redis:
+//! nginx with `deploy/nginx/chat-locations.conf` as it is, and the chat host of
+//! `deploy/caddy/Caddyfile`. Through each, WebSocket, SSE, long-polling and `POST /send` work,
+//! on either node, with messages pushed from PHP; a long-poll client whose polls alternate
+//! between the nodes gets every message once; and what must stay private does. The TLS site
+//! file `deploy/nginx/chat.conf` serves it all over HTTPS and HTTP/2.
 
 use std::collections::BTreeSet;
 
+use chat_e2e::caddy::Caddy;
 use chat_e2e::nginx::{locations_file, Nginx};
 use chat_e2e::{url_encode, Client, Php, Redis, Sidecar, Sse, PATIENCE};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The proxies under test: the same scenarios run through each.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Nginx,
+    Caddy,
+}
+
+enum Proxy {
+    Nginx(Nginx),
+    Caddy(Caddy),
+}
+
+impl Proxy {
+    fn addr(&self) -> &str {
+        match self {
+            Proxy::Nginx(n) => &n.addr,
+            Proxy::Caddy(c) => &c.addr,
+        }
+    }
+
+    fn logs(&self) -> String {
+        match self {
+            Proxy::Nginx(n) => n.logs(),
+            Proxy::Caddy(c) => c.logs(),
+        }
+    }
+}
+
 /// Two nodes with names of their own (the node a client reached is in its `welcome` and its
-/// `conn`), and nginx in front of them.
+/// `conn`), and a proxy in front of them.
 struct Stack {
     redis: Redis,
     nodes: Vec<Sidecar>,
-    nginx: Nginx,
+    proxy: Proxy,
 }
 
 impl Stack {
-    fn start() -> Stack {
+    fn start(kind: Kind) -> Stack {
         let redis = Redis::start();
         let nodes: Vec<Sidecar> =
             ["node-a", "node-b"].iter().map(|id| Sidecar::start_with(&redis, &[("CHAT_NODE_ID", id)])).collect();
         let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
-        let nginx = Nginx::start(&addrs);
-        Stack { redis, nodes, nginx }
+        let proxy = match kind {
+            Kind::Nginx => Proxy::Nginx(Nginx::start(&addrs)),
+            Kind::Caddy => Proxy::Caddy(Caddy::start(&addrs)),
+        };
+        Stack { redis, nodes, proxy }
     }
 
     fn php(&self) -> Php {
@@ -35,9 +68,28 @@ impl Stack {
     }
 
     fn ws_url(&self, query: &str) -> String {
-        format!("ws://{}/ws?{query}", self.nginx.addr)
+        format!("ws://{}/ws?{query}", self.proxy.addr())
     }
 }
+
+/// Each scenario, once through nginx and once through Caddy.
+macro_rules! through_each_proxy {
+    ($($scenario:ident),* $(,)?) => {
+        mod nginx {
+            $( #[tokio::test] async fn $scenario() { super::$scenario(super::Kind::Nginx).await } )*
+        }
+        mod caddy {
+            $( #[tokio::test] async fn $scenario() { super::$scenario(super::Kind::Caddy).await } )*
+        }
+    };
+}
+
+through_each_proxy!(
+    websocket_clients_on_both_nodes_get_what_php_pushes,
+    sse_streams_arrive_uncompressed_as_they_happen_and_resume_on_the_other_node,
+    a_long_poll_client_alternating_between_nodes_gets_every_message_once,
+    chat_js_and_healthz_are_public_and_metrics_and_readyz_are_not,
+);
 
 struct Answer {
     status: u16,
@@ -82,9 +134,8 @@ fn node_of(conn: &str) -> &str {
     conn.rsplit_once('-').map(|(node, _)| node).unwrap_or_else(|| panic!("conn {conn:?} has no node"))
 }
 
-#[tokio::test]
-async fn websocket_clients_on_both_nodes_get_what_php_pushes() {
-    let stack = Stack::start();
+async fn websocket_clients_on_both_nodes_get_what_php_pushes(kind: Kind) {
+    let stack = Stack::start(kind);
     let php = stack.php();
     let mut nodes = BTreeSet::new();
     let mut clients = Vec::new();
@@ -97,24 +148,23 @@ async fn websocket_clients_on_both_nodes_get_what_php_pushes() {
         clients.push((uid, c));
     }
     // Round robin: one after the other, the two connections land on different nodes.
-    assert_eq!(nodes, BTreeSet::from(["node-a".to_owned(), "node-b".to_owned()]), "{}", stack.nginx.logs());
+    assert_eq!(nodes, BTreeSet::from(["node-a".to_owned(), "node-b".to_owned()]), "{}", stack.proxy.logs());
     for (uid, c) in &mut clients {
         let id = php.push(uid, &format!(r#"{{"to":"{uid}"}}"#), None).await;
         let m = c.recv_message().await;
         assert_eq!((m["id"].as_str(), m["data"]["to"].as_str()), (Some(id.as_str()), Some(*uid)));
     }
-    // Frames from the client pass too (nginx relays both directions of the upgraded connection).
+    // Frames from the client pass too (the proxy relays both directions of the upgraded connection).
     let (_, alice) = &mut clients[0];
     alice.send_text(r#"{"type":"ping","ref":1}"#).await;
     assert_eq!(alice.recv_type("pong").await["ref"], 1);
 }
 
-#[tokio::test]
-async fn sse_streams_arrive_uncompressed_as_they_happen_and_resume_on_the_other_node() {
-    let stack = Stack::start();
+async fn sse_streams_arrive_uncompressed_as_they_happen_and_resume_on_the_other_node(kind: Kind) {
+    let stack = Stack::start(kind);
     let php = stack.php();
     let token = php.token("carol").await;
-    let mut sse = Sse::open_at(&stack.nginx.addr, &format!("token={token}"), None).await;
+    let mut sse = Sse::open_at(stack.proxy.addr(), &format!("token={token}"), None).await;
     let welcome = sse.next().await;
     assert_eq!(welcome.data["type"], "welcome", "{:?}", welcome.data);
     let first_node = welcome.data["node"].as_str().unwrap().to_owned();
@@ -132,9 +182,9 @@ async fn sse_streams_arrive_uncompressed_as_they_happen_and_resume_on_the_other_
     // The browser's reconnect (Last-Event-ID after message 1) reaches the other node, which
     // resumes from it.
     php.push("carol", r#"{"i":4}"#, None).await;
-    let mut again = Sse::open_at(&stack.nginx.addr, &format!("token={token}"), Some(&ids[0])).await;
+    let mut again = Sse::open_at(stack.proxy.addr(), &format!("token={token}"), Some(&ids[0])).await;
     let welcome = again.next().await;
-    assert_ne!(welcome.data["node"].as_str().unwrap(), first_node, "round robin: {}", stack.nginx.logs());
+    assert_ne!(welcome.data["node"].as_str().unwrap(), first_node, "round robin: {}", stack.proxy.logs());
     assert_eq!(welcome.data["cursors"], json!({"u:carol": 1}));
     for i in 2..=4 {
         assert_eq!(again.next_message().await.data["seq"], i);
@@ -142,24 +192,23 @@ async fn sse_streams_arrive_uncompressed_as_they_happen_and_resume_on_the_other_
     // What SSE clients send goes by POST /send; this one reaches the node the stream left.
     let frank = php.token("frank").await;
     let frame = r#"{"type":"send","to":"carol","data":{"i":"from frank"},"ref":"f1"}"#;
-    let sent = http(&stack.nginx.addr, "POST", "/send", &[("Authorization", &format!("Bearer {frank}")), ("Content-Type", "application/json")], frame).await;
+    let sent = http(stack.proxy.addr(), "POST", "/send", &[("Authorization", &format!("Bearer {frank}")), ("Content-Type", "application/json")], frame).await;
     assert_eq!((sent.status, sent.json()["ref"].as_str()), (200, Some("f1")), "{}", sent.body);
     let m = again.next_message().await;
     assert_eq!((m.data["from"].as_str(), m.data["seq"].as_u64()), (Some("frank"), Some(5)));
 }
 
-/// Polls through nginx with the client's cursors, as chat.js does; returns the answer.
+/// Polls through the proxy with the client's cursors, as chat.js does; returns the answer.
 async fn poll(stack: &Stack, token: &str, conn: Option<&str>, cursor: u64, timeout_ms: u64) -> Value {
     let cursors = url_encode(&json!({"u:dan": cursor}).to_string());
     let conn = conn.map(|c| format!("&conn={c}")).unwrap_or_default();
-    let a = http(&stack.nginx.addr, "GET", &format!("/poll?token={token}&cursors={cursors}{conn}&timeout={timeout_ms}"), &[], "").await;
-    assert_eq!(a.status, 200, "{}\n{}", a.body, stack.nginx.logs());
+    let a = http(stack.proxy.addr(), "GET", &format!("/poll?token={token}&cursors={cursors}{conn}&timeout={timeout_ms}"), &[], "").await;
+    assert_eq!(a.status, 200, "{}\n{}", a.body, stack.proxy.logs());
     a.json()
 }
 
-#[tokio::test]
-async fn a_long_poll_client_alternating_between_nodes_gets_every_message_once() {
-    let stack = Stack::start();
+async fn a_long_poll_client_alternating_between_nodes_gets_every_message_once(kind: Kind) {
+    let stack = Stack::start(kind);
     let php = stack.php();
     let dan = php.token("dan").await;
     const N: u64 = 12;
@@ -196,29 +245,30 @@ async fn a_long_poll_client_alternating_between_nodes_gets_every_message_once() 
         conn = Some(this_conn);
     }
     assert_eq!(got, (1..=N).collect::<Vec<_>>());
-    // Nothing else goes through this nginx meanwhile, so round robin sends each poll to the
+    // Nothing else goes through this proxy meanwhile, so round robin sends each poll to the
     // node the previous one did not reach.
-    assert!(answered_by.len() > 2 && answered_by.windows(2).all(|w| w[0] != w[1]), "answers from {answered_by:?}\n{}", stack.nginx.logs());
+    assert!(answered_by.len() > 2 && answered_by.windows(2).all(|w| w[0] != w[1]), "answers from {answered_by:?}\n{}", stack.proxy.logs());
 }
 
-#[tokio::test]
-async fn chat_js_and_healthz_are_public_and_metrics_and_readyz_are_not() {
-    let stack = Stack::start();
-    let js = http(&stack.nginx.addr, "GET", "/chat.js", &[], "").await;
+async fn chat_js_and_healthz_are_public_and_metrics_and_readyz_are_not(kind: Kind) {
+    let stack = Stack::start(kind);
+    let js = http(stack.proxy.addr(), "GET", "/chat.js", &[], "").await;
     assert_eq!(js.status, 200);
     assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
     assert_eq!(js.body, std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../client/chat.js")).unwrap());
-    let gz = http(&stack.nginx.addr, "GET", "/chat.js", &[("Accept-Encoding", "gzip")], "").await;
-    assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"), "the client script is compressed");
-    assert_eq!(http(&stack.nginx.addr, "GET", "/chat.d.ts", &[], "").await.status, 200);
-    assert_eq!(http(&stack.nginx.addr, "GET", "/healthz", &[], "").await.status, 200);
+    if kind == Kind::Nginx {
+        let gz = http(stack.proxy.addr(), "GET", "/chat.js", &[("Accept-Encoding", "gzip")], "").await;
+        assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"), "the client script is compressed");
+    }
+    assert_eq!(http(stack.proxy.addr(), "GET", "/chat.d.ts", &[], "").await.status, 200);
+    assert_eq!(http(stack.proxy.addr(), "GET", "/healthz", &[], "").await.status, 200);
     for private in ["/metrics", "/readyz"] {
-        assert_eq!(http(&stack.nginx.addr, "GET", private, &[], "").await.status, 404, "{private}");
+        assert_eq!(http(stack.proxy.addr(), "GET", private, &[], "").await.status, 404, "{private}");
         // Each node still answers it on its own address.
         assert_eq!(stack.nodes[0].get(private).await.0, 200, "{private}");
     }
-    // A browser page on another origin: the node's CORS answers pass through nginx.
-    let pre = http(&stack.nginx.addr, "OPTIONS", "/send", &[("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "POST")], "").await;
+    // A browser page on another origin: the node's CORS answers pass through the proxy.
+    let pre = http(stack.proxy.addr(), "OPTIONS", "/send", &[("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "POST")], "").await;
     assert_eq!((pre.status, pre.header("access-control-allow-origin").as_deref()), (204, Some("https://app.example.com")));
 }
 

@@ -116,7 +116,7 @@ http {{
         let mut answer = String::new();
         s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").is_ok()
             && s.read_to_string(&mut answer).is_ok()
-            && answer.starts_with("HTTP/1.1 200")
+            && answer.split(' ').nth(1) == Some("200")
     }
 
     /// stderr, the error log and the access log (one line per request, with the node that answered).
