@@ -46,44 +46,11 @@ impl Nginx {
 
     /// nginx serving `site` (the inside of an `http` block: a site file of deploy/nginx with
     /// its addresses adapted), of which `port` is one listening port; returns once it accepts
-    /// connections there. `include snippets/chat-locations.conf` finds [`locations_file`], as
-    /// it finds /etc/nginx/snippets/ on Debian.
+    /// connections there. `include snippets/chat-locations.conf` finds [`locations_file`], and
+    /// Debian's FastCGI includes are where a site expects them in /etc/nginx.
     pub fn start_site(site: &str, port: u16) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = prepare(site);
         let d = dir.path();
-        std::fs::create_dir(d.join("snippets")).unwrap();
-        std::os::unix::fs::symlink(locations_file(), d.join("snippets/chat-locations.conf")).unwrap();
-        // Workers of a master started as root run as `nobody`, which could not write to this
-        // temporary directory (mode 0700); as anyone else the directive is ignored with a warning.
-        let user = if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) { "user root;" } else { "" };
-        let conf = format!(
-            r#"daemon off;
-worker_processes 1;
-{user}
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 1024; }}
-http {{
-    log_format upstream '$request_method $uri $status upstream=$upstream_addr';
-    access_log {d}/access.log upstream;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    # As an operator's http block may have it: compression for what compresses well, which
-    # the locations must keep away from the event stream.
-    gzip on;
-    gzip_types text/event-stream application/json text/javascript;
-    # The tests speak HTTP/1.0 (a body ends with the connection); nginx compresses only for
-    # 1.1 by default, which would let a compressed event stream pass unnoticed.
-    gzip_http_version 1.0;
-{site}
-}}
-"#,
-            d = d.display(),
-        );
-        std::fs::write(d.join("nginx.conf"), conf).unwrap();
         let child = Command::new(nginx_binary())
             .arg("-p")
             .arg(d)
@@ -148,6 +115,66 @@ impl Drop for Nginx {
             eprintln!("{}", self.logs());
         }
     }
+}
+
+/// A prefix directory for nginx with `site` in the test's http block (see [`Nginx::start_site`]).
+fn prepare(site: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("snippets")).unwrap();
+    std::os::unix::fs::symlink(locations_file(), d.join("snippets/chat-locations.conf")).unwrap();
+    for debian in ["fastcgi_params", "fastcgi.conf", "snippets/fastcgi-php.conf"] {
+        let _ = std::os::unix::fs::symlink(Path::new("/etc/nginx").join(debian), d.join(debian));
+    }
+    // Workers of a master started as root run as `nobody`, which could not write to this
+    // temporary directory (mode 0700); as anyone else the directive is ignored with a warning.
+    let user = if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) { "user root;" } else { "" };
+    let conf = format!(
+        r#"daemon off;
+worker_processes 1;
+{user}
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    log_format upstream '$request_method $uri $status upstream=$upstream_addr';
+    access_log {d}/access.log upstream;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    # As an operator's http block may have it: compression for what compresses well, which
+    # the locations must keep away from the event stream.
+    gzip on;
+    gzip_types text/event-stream application/json text/javascript;
+    # The tests speak HTTP/1.0 (a body ends with the connection); nginx compresses only for
+    # 1.1 by default, which would let a compressed event stream pass unnoticed.
+    gzip_http_version 1.0;
+{site}
+}}
+"#,
+        d = d.display(),
+    );
+    std::fs::write(d.join("nginx.conf"), conf).unwrap();
+    dir
+}
+
+/// `nginx -t` on `site` (as [`Nginx::start_site`] would serve it): the error text if invalid.
+pub fn check_site(site: &str) -> Result<(), String> {
+    let dir = prepare(site);
+    let d = dir.path();
+    let out = Command::new(nginx_binary())
+        .arg("-t")
+        .arg("-p")
+        .arg(d)
+        .arg("-c")
+        .arg(d.join("nginx.conf"))
+        .arg("-e")
+        .arg(d.join("error.log"))
+        .output()
+        .expect("run nginx -t");
+    out.status.success().then_some(()).ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Debian's nginx lives in /usr/sbin, which is not on every user's PATH.
