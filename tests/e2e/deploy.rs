@@ -297,8 +297,8 @@ fn the_settings_in_the_docs_and_deploy_files_are_the_nodes() {
         let row = format!("| `{env}` | {shown} |");
         assert!(doc.contains(&row), "docs/DEPLOYMENT.md's settings table lacks the row starting {row:?} (from chat-sidecar --help)");
     }
-    // CHAT_LOG is read by the logger, not a setting.
-    let known = |name: &str| settings.contains_key(name) || name == "CHAT_LOG";
+    // CHAT_LOG is read by the node's logger, not a setting; CHAT_URL is the demo pages' own.
+    let known = |name: &str| settings.contains_key(name) || name == "CHAT_LOG" || name == "CHAT_URL";
     let mut files = vec![("docs/DEPLOYMENT.md".to_owned(), doc)];
     for dir in ["deploy/systemd", "deploy/docker", "deploy/nginx", "deploy/caddy"] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
