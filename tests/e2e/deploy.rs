@@ -6,6 +6,7 @@
 //! - the systemd unit passes `systemd-analyze verify` and its offline security review;
 //! - every `CHAT_*` setting the node has is in DEPLOYMENT.md with its real default, and the
 //!   deployment files name no setting the node does not have;
+//! - the Grafana dashboard charts exactly the metrics a node exports;
 //! - the Dockerfile builds and its image serves, and compose.yaml is valid — where Docker
 //!   works. Where it does not (no engine here), those two say so and pass.
 
@@ -382,4 +383,37 @@ fn the_compose_file_is_valid() {
     }
     let out = Command::new("docker").args(["compose", "-f", "deploy/docker/compose.yaml", "config", "-q"]).current_dir(repo()).output().unwrap();
     assert!(out.status.success(), "docker compose config: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+// ---- Grafana ---------------------------------------------------------------------------------
+
+/// The dashboard charts what a node exports at /metrics: no name it does not have, and none
+/// of its metrics left out.
+#[tokio::test]
+async fn the_grafana_dashboard_charts_every_metric_the_node_exports() {
+    let redis = Redis::start();
+    let node = Sidecar::start(&redis);
+    let (status, text) = node.get("/metrics").await;
+    assert_eq!(status, 200);
+    let exported: std::collections::BTreeSet<String> =
+        text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect();
+    assert!(exported.len() > 10, "{text}");
+
+    let dashboard: serde_json::Value = serde_json::from_str(&read("docs/grafana/chat-sidecar.json")).expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut charted = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        for (i, _) in expr.match_indices("chat_") {
+            let name: String = expr[i..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+            assert!(exported.contains(&name), "the dashboard queries {name}, which /metrics does not have: {expr}");
+            charted.insert(name);
+        }
+    }
+    let missing: Vec<_> = exported.difference(&charted).collect();
+    assert!(missing.is_empty(), "docs/grafana/chat-sidecar.json charts none of {missing:?}");
 }
