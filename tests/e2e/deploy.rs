@@ -1,7 +1,8 @@
 //! The deployment files of `deploy/` and `docs/DEPLOYMENT.md`, checked by the tools that will
 //! read them:
 //! - the demo stack's nginx and php-fpm settings (`deploy/docker/`) serve the demo page and the
-//!   chat paths on one origin, with Debian's nginx and php-fpm and two real nodes;
+//!   chat paths on one origin, with Debian's nginx and php-fpm and two real nodes, and chat.js
+//!   in headless Chromium chats through them on WebSocket, SSE and long-polling;
 //! - the PHP app's nginx site passes `nginx -t`; the Caddyfile passes `caddy validate`;
 //! - the systemd unit passes `systemd-analyze verify` and its offline security review;
 //! - every `CHAT_*` setting the node has is in DEPLOYMENT.md with its real default, and the
@@ -153,47 +154,103 @@ async fn get(addr: &str, path: &str) -> (u16, String) {
     (status, buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
 }
 
-/// compose.yaml's nginx and php containers, run here: the demo page through php-fpm with the
-/// extension configured from the environment, and a chat client on the page's own origin,
-/// with the token the page minted.
+/// compose.yaml's nginx and php containers, run here: Debian's nginx with
+/// deploy/docker/nginx-demo.conf (its container addresses made local) and php-fpm with
+/// deploy/docker/php-chat.ini, in front of two nodes.
+struct Demo {
+    redis: Redis,
+    _nodes: Vec<Sidecar>,
+    _fpm: Fpm,
+    nginx: Nginx,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        let redis = Redis::start();
+        let nodes: Vec<Sidecar> = ["a", "b"].iter().map(|id| Sidecar::start_with(&redis, &[("CHAT_NODE_ID", id)])).collect();
+        let fpm_port = free_port();
+        let fpm = Fpm::start(&redis, fpm_port);
+        let port = free_port();
+        let site = adapt(
+            "deploy/docker/nginx-demo.conf",
+            &read("deploy/docker/nginx-demo.conf"),
+            &[
+                ("server sidecar-a:9501;", format!("server {};", nodes[0].addr)),
+                ("server sidecar-b:9501;", format!("server {};", nodes[1].addr)),
+                ("listen 80;", format!("listen 127.0.0.1:{port};")),
+                ("root /var/www/demo;", format!("root {};", repo().join("php-examples/demo").display())),
+                ("/etc/nginx/snippets/chat-locations.conf", "snippets/chat-locations.conf".into()),
+                ("fastcgi_pass php:9000;", format!("fastcgi_pass 127.0.0.1:{fpm_port};")),
+            ],
+        );
+        let nginx = Nginx::start_site(&site, port);
+        Demo { redis, _nodes: nodes, _fpm: fpm, nginx }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.nginx.addr)
+    }
+}
+
+/// The demo page through php-fpm with the extension configured from the environment, and a
+/// chat client on the page's own origin, with the token the page minted.
 #[tokio::test]
 async fn the_demo_stack_serves_the_page_and_the_chat_on_one_origin() {
-    let redis = Redis::start();
-    let nodes: Vec<Sidecar> = ["a", "b"].iter().map(|id| Sidecar::start_with(&redis, &[("CHAT_NODE_ID", id)])).collect();
-    let fpm_port = free_port();
-    let _fpm = Fpm::start(&redis, fpm_port);
-    let port = free_port();
-    let site = adapt(
-        "deploy/docker/nginx-demo.conf",
-        &read("deploy/docker/nginx-demo.conf"),
-        &[
-            ("server sidecar-a:9501;", format!("server {};", nodes[0].addr)),
-            ("server sidecar-b:9501;", format!("server {};", nodes[1].addr)),
-            ("listen 80;", format!("listen 127.0.0.1:{port};")),
-            ("root /var/www/demo;", format!("root {};", repo().join("php-examples/demo").display())),
-            ("/etc/nginx/snippets/chat-locations.conf", "snippets/chat-locations.conf".into()),
-            ("fastcgi_pass php:9000;", format!("fastcgi_pass 127.0.0.1:{fpm_port};")),
-        ],
-    );
-    let nginx = Nginx::start_site(&site, port);
-
-    let (status, page) = get(&nginx.addr, "/index.php?user=alice").await;
-    assert_eq!(status, 200, "{page}\n{}", nginx.logs());
+    let demo = Demo::start();
+    let (status, page) = get(&demo.nginx.addr, "/index.php?user=alice").await;
+    assert_eq!(status, 200, "{page}\n{}", demo.nginx.logs());
     // The page points the browser at its own origin (fastcgi_param CHAT_URL) …
-    let origin = format!("http://{}", nginx.addr);
-    let script = format!("{origin}/chat.js").replace('/', "\\/"); // as json_encode writes it
+    let script = format!("{}/chat.js", demo.url()).replace('/', "\\/"); // as json_encode writes it
     assert!(page.contains(&script), "the page loads chat.js from its own origin ({script}):\n{page}");
     // … where chat.js and the transports are.
-    assert_eq!(get(&nginx.addr, "/chat.js").await.0, 200);
+    assert_eq!(get(&demo.nginx.addr, "/chat.js").await.0, 200);
     let token = page
         .split('"')
         .find(|s| s.starts_with("eyJ") && s.matches('.').count() == 2)
         .unwrap_or_else(|| panic!("no token in the page:\n{page}"));
-    let mut alice = Client::connect(&format!("ws://{}/ws?token={token}", nginx.addr)).await;
+    let mut alice = Client::connect(&format!("ws://{}/ws?token={token}", demo.nginx.addr)).await;
     let welcome = alice.recv().await;
     assert_eq!(welcome["uid"], "alice", "{welcome}");
-    let id = Php::new(&redis).push("alice", r#"{"text":"hi"}"#, Some("bob")).await;
+    let id = Php::new(&demo.redis).push("alice", r#"{"text":"hi"}"#, Some("bob")).await;
     assert_eq!(alice.recv_message().await["id"], id.as_str());
+}
+
+/// chat.js itself, in headless Chromium, on every transport through nginx to the two nodes:
+/// the one-to-one demo scenario of tests/browser/chat.mjs (both ways, read receipt, no
+/// duplicate) with the pages on the demo stack's origin. Long-polling pages land on either
+/// node with each poll.
+#[tokio::test]
+async fn chat_js_chats_through_nginx_on_every_transport() {
+    let repo = repo();
+    assert!(Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHAT_CHROMIUM").is_some(), "chromium is missing: `sudo apt-get install -y chromium` (make test does, as root)");
+    assert!(
+        repo.join("tests/browser/node_modules/playwright-core/package.json").exists(),
+        "playwright-core is missing: run `make browser-deps` (that is `cd tests/browser && npm ci`)"
+    );
+    for (a, b) in [("websocket", "sse"), ("poll", "poll")] {
+        // A fresh stack: the scenario starts from an empty conversation.
+        let demo = Demo::start();
+        let run = tokio::process::Command::new("node")
+            .arg(repo.join("tests/browser/chat.mjs"))
+            .args([a, b])
+            .env("DEMO_URL", demo.url())
+            .env("CHAT_URL", demo.url())
+            .env("ARTIFACTS", repo.join("target/browser-artifacts"))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(240), run)
+            .await
+            .unwrap_or_else(|_| panic!("chat.mjs {a} {b} did not finish in 240 s"))
+            .expect("node is missing: `sudo apt-get install -y nodejs`");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().any(|l| l == "PASS"),
+            "chat.mjs {a} {b} through nginx failed:\n{stdout}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            demo.nginx.logs()
+        );
+    }
 }
 
 // ---- site files --------------------------------------------------------------------------------
