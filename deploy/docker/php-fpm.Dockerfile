@@ -11,8 +11,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# bindgen looks for libclang where Debian keeps it, as the Makefile does.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
+    LIBCLANG_PATH=$(ls -d /usr/lib/llvm-*/lib | sort -V | tail -1) \
     cargo build --release --locked -p chat-ext \
  && cp target/release/libchat.so /chat.so
 
