@@ -213,7 +213,7 @@ async fn a_long_poll_client_alternating_between_nodes_gets_every_message_once(ki
     let dan = php.token("dan").await;
     const N: u64 = 12;
     let (mut pushed, mut cursor, mut conn, mut answered_by) = (0u64, 0u64, None::<String>, Vec::new());
-    let mut got = Vec::new();
+    let (mut got, mut history) = (Vec::new(), Vec::new());
     let deadline = std::time::Instant::now() + PATIENCE * 2;
     for round in 0.. {
         // None, one or two new messages before each poll, until all are out.
@@ -230,12 +230,14 @@ async fn a_long_poll_client_alternating_between_nodes_gets_every_message_once(ki
         let answer = poll(&stack, &dan, conn.as_deref(), cursor, 3000).await;
         let this_conn = answer["conn"].as_str().unwrap().to_owned();
         answered_by.push(node_of(&this_conn).to_owned());
+        history.push(format!("cursor {cursor}, conn {conn:?} -> {answer}"));
+        let history = || format!("{}\n{}\n{}", history.join("\n"), stack.nodes.iter().map(Sidecar::logs).collect::<Vec<_>>().join("\n---\n"), stack.proxy.logs());
         for f in answer["frames"].as_array().unwrap() {
             match f["type"].as_str() {
                 // The poll reached the other node, which started a session from our cursors.
-                Some("welcome") => assert_eq!(f["cursors"]["u:dan"].as_u64(), Some(cursor), "{answer}"),
+                Some("welcome") => assert_eq!(f["cursors"]["u:dan"].as_u64(), Some(cursor), "{}", history()),
                 Some("message") => {
-                    assert_eq!(f["seq"].as_u64(), Some(cursor + 1), "once and in order: {answer}");
+                    assert_eq!(f["seq"].as_u64(), Some(cursor + 1), "once and in order: {}", history());
                     cursor += 1;
                     got.push(f["data"]["n"].as_u64().unwrap());
                 }

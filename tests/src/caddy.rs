@@ -2,22 +2,24 @@
 //! `deploy/caddy/Caddyfile` with local addresses: the same tests run through it as through
 //! nginx (`tests/e2e/proxy.rs`).
 //!
-//! Caddy runs as a child of the test with its own port, no admin endpoint (tests run in
-//! parallel, and each would claim :2019) and its data and config directories in a temporary
-//! directory; its log is printed when a test fails while it runs.
+//! Caddy runs as a child of the test with its own address and port, no admin endpoint (tests
+//! run in parallel, and each would claim :2019) and its data and config directories in a
+//! temporary directory; its log is printed when a test fails while it runs.
 
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, PATIENCE};
+use crate::PATIENCE;
 
 pub fn caddyfile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/caddy/Caddyfile")
 }
 
 pub struct Caddy {
-    /// `127.0.0.1:<port>`, plain HTTP: Caddy's TLS is its own business, not the chat host's.
+    /// `<loopback address>:<port>`, plain HTTP: Caddy's TLS is its own business, not the chat host's.
     pub addr: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -28,14 +30,14 @@ impl Caddy {
     /// upstreams and without the app host; returns once a request through it reaches a node.
     pub fn start(nodes: &[&str]) -> Caddy {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let (ip, port) = own_address();
         let text = std::fs::read_to_string(caddyfile()).unwrap();
         let chat_host = text.find("\napp.example.com {").map_or(&text[..], |end| &text[..end]);
         let mut conf = chat_host.to_owned();
         for (from, to) in [
             ("\temail ops@example.com\n", "\tadmin off\n".to_owned()),
-            // Any Host (the tests send chat.example.com), on loopback only.
-            ("chat.example.com {", format!("http://:{port} {{\n\tbind 127.0.0.1")),
+            // Any Host (the tests send chat.example.com), on this instance's own address.
+            ("chat.example.com {", format!("http://:{port} {{\n\tbind {ip}")),
             ("10.0.0.11:9501 10.0.0.12:9501", nodes.join(" ")),
         ] {
             assert!(conf.contains(from), "deploy/caddy/Caddyfile no longer has {from:?}: adapt tests/src/caddy.rs");
@@ -54,7 +56,7 @@ impl Caddy {
             .stderr(std::fs::File::create(d.join("caddy.log")).unwrap())
             .spawn()
             .expect("start caddy");
-        let mut caddy = Caddy { addr: format!("127.0.0.1:{port}"), dir, child: Some(child) };
+        let mut caddy = Caddy { addr: format!("{ip}:{port}"), dir, child: Some(child) };
         let deadline = Instant::now() + PATIENCE;
         while !caddy.healthz_ok() {
             if let Some(status) = caddy.child.as_mut().unwrap().try_wait().unwrap() {
@@ -91,6 +93,19 @@ impl Drop for Caddy {
             eprintln!("{}", self.logs());
         }
     }
+}
+
+/// A loopback address of this instance's own, and a port free on it. Caddy listens with
+/// SO_REUSEPORT, so two instances given the same port (a race of picking free ports, which
+/// tests running in parallel lose now and then) would both listen and silently share its
+/// requests: a poll once reached another test's nodes. On addresses of their own they cannot
+/// meet. All of 127.0.0.0/8 is loopback on Linux.
+fn own_address() -> (Ipv4Addr, u16) {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let pid = std::process::id();
+    let ip = Ipv4Addr::new(127, (pid >> 8) as u8, pid as u8, NEXT.fetch_add(1, Relaxed) % 250 + 2);
+    let port = TcpListener::bind((ip, 0)).expect("bind a loopback address").local_addr().unwrap().port();
+    (ip, port)
 }
 
 fn caddy_binary() -> PathBuf {
