@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chat_e2e::nginx::{check_site, Nginx};
-use chat_e2e::{bin_dir, free_port, Client, Php, Redis, Sidecar, PATIENCE, SECRET};
+use chat_e2e::{bin_dir, free_port, own_loopback, Client, Php, Redis, Sidecar, PATIENCE, SECRET};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
@@ -65,7 +65,7 @@ struct Fpm {
 }
 
 impl Fpm {
-    fn start(redis: &Redis, port: u16) -> Fpm {
+    fn start(redis: &Redis, addr: &str) -> Fpm {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let ext = bin_dir().join("libchat.so");
@@ -81,7 +81,7 @@ impl Fpm {
             d.join("php-fpm.conf"),
             format!(
                 "[global]\nerror_log = {d}/fpm.log\ndaemonize = no\npid = {d}/fpm.pid\n\n\
-                 [www]\n{user}listen = 127.0.0.1:{port}\npm = static\npm.max_children = 2\ncatch_workers_output = yes\n",
+                 [www]\n{user}listen = {addr}\npm = static\npm.max_children = 2\ncatch_workers_output = yes\n",
                 d = d.display(),
                 user = if root { "user = root\ngroup = root\n" } else { "" },
             ),
@@ -102,11 +102,11 @@ impl Fpm {
             .expect("start php-fpm");
         let mut fpm = Fpm { child, dir };
         let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(addr).is_err() {
             if let Some(status) = fpm.child.try_wait().unwrap() {
                 panic!("php-fpm exited with {status}:\n{}", fpm.log());
             }
-            assert!(Instant::now() < deadline, "php-fpm did not listen on {port}:\n{}", fpm.log());
+            assert!(Instant::now() < deadline, "php-fpm did not listen on {addr}:\n{}", fpm.log());
             std::thread::sleep(Duration::from_millis(20));
         }
         fpm
@@ -168,22 +168,23 @@ impl Demo {
     fn start() -> Demo {
         let redis = Redis::start();
         let nodes: Vec<Sidecar> = ["a", "b"].iter().map(|id| Sidecar::start_with(&redis, &[("CHAT_NODE_ID", id)])).collect();
-        let fpm_port = free_port();
-        let fpm = Fpm::start(&redis, fpm_port);
-        let port = free_port();
+        let (fpm_ip, fpm_port) = own_loopback();
+        let fpm_addr = format!("{fpm_ip}:{fpm_port}");
+        let fpm = Fpm::start(&redis, &fpm_addr);
+        let (ip, port) = own_loopback();
         let site = adapt(
             "deploy/docker/nginx-demo.conf",
             &read("deploy/docker/nginx-demo.conf"),
             &[
                 ("server sidecar-a:9501;", format!("server {};", nodes[0].addr)),
                 ("server sidecar-b:9501;", format!("server {};", nodes[1].addr)),
-                ("listen 80;", format!("listen 127.0.0.1:{port};")),
+                ("listen 80;", format!("listen {ip}:{port};")),
                 ("root /var/www/demo;", format!("root {};", repo().join("php-examples/demo").display())),
                 ("/etc/nginx/snippets/chat-locations.conf", "snippets/chat-locations.conf".into()),
-                ("fastcgi_pass php:9000;", format!("fastcgi_pass 127.0.0.1:{fpm_port};")),
+                ("fastcgi_pass php:9000;", format!("fastcgi_pass {fpm_addr};")),
             ],
         );
-        let nginx = Nginx::start_site(&site, port);
+        let nginx = Nginx::start_site(&site, &format!("{ip}:{port}"));
         Demo { redis, _nodes: nodes, _fpm: fpm, nginx }
     }
 

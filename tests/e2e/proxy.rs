@@ -314,30 +314,31 @@ async fn the_tls_site_serves_the_chat_host_over_https() {
         .expect("openssl is missing: run `make deps`");
     assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
 
-    let (https, http_port) = (chat_e2e::free_port(), chat_e2e::free_port());
+    let (ip, https) = chat_e2e::own_loopback();
+    let http_port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
     let mut site = std::fs::read_to_string(locations_file().with_file_name("chat.conf")).unwrap();
     for (from, to) in [
         ("server 10.0.0.11:9501;", format!("server {};", nodes[0].addr)),
         ("server 10.0.0.12:9501;", format!("server {};", nodes[1].addr)),
-        ("listen 80;", format!("listen 127.0.0.1:{http_port};")),
+        ("listen 80;", format!("listen {ip}:{http_port};")),
         ("listen [::]:80;", String::new()),
-        ("listen 443 ssl http2;", format!("listen 127.0.0.1:{https} ssl http2;")),
+        ("listen 443 ssl http2;", format!("listen {ip}:{https} ssl http2;")),
         ("listen [::]:443 ssl http2;", String::new()),
         ("/etc/letsencrypt/live/chat.example.com/", format!("{}/", tls.path().display())),
     ] {
         assert!(site.contains(from), "deploy/nginx/chat.conf no longer has {from:?}: adapt this test");
         site = site.replace(from, &to);
     }
-    let nginx = Nginx::start_site(&site, https);
+    let nginx = Nginx::start_site(&site, &format!("{ip}:{https}"));
 
     let curl = |args: &[&str]| {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "15", "--cacert"])
             .arg(&cert)
             .arg("--resolve")
-            .arg(format!("chat.example.com:{https}:127.0.0.1"))
+            .arg(format!("chat.example.com:{https}:{ip}"))
             .arg("--resolve")
-            .arg(format!("chat.example.com:{http_port}:127.0.0.1"))
+            .arg(format!("chat.example.com:{http_port}:{ip}"))
             .args(args)
             .output()
             .expect("curl is missing: run `make deps`");

@@ -6,13 +6,11 @@
 //! run in parallel, and each would claim :2019) and its data and config directories in a
 //! temporary directory; its log is printed when a test fails while it runs.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::PATIENCE;
+use crate::{own_loopback, PATIENCE};
 
 pub fn caddyfile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/caddy/Caddyfile")
@@ -30,7 +28,9 @@ impl Caddy {
     /// upstreams and without the app host; returns once a request through it reaches a node.
     pub fn start(nodes: &[&str]) -> Caddy {
         let dir = tempfile::tempdir().unwrap();
-        let (ip, port) = own_address();
+        // Caddy listens with SO_REUSEPORT: on 127.0.0.1, two instances that picked the same
+        // port both listened and shared its requests (a poll once reached another test's nodes).
+        let (ip, port) = own_loopback();
         let text = std::fs::read_to_string(caddyfile()).unwrap();
         let chat_host = text.find("\napp.example.com {").map_or(&text[..], |end| &text[..end]);
         let mut conf = chat_host.to_owned();
@@ -93,19 +93,6 @@ impl Drop for Caddy {
             eprintln!("{}", self.logs());
         }
     }
-}
-
-/// A loopback address of this instance's own, and a port free on it. Caddy listens with
-/// SO_REUSEPORT, so two instances given the same port (a race of picking free ports, which
-/// tests running in parallel lose now and then) would both listen and silently share its
-/// requests: a poll once reached another test's nodes. On addresses of their own they cannot
-/// meet. All of 127.0.0.0/8 is loopback on Linux.
-fn own_address() -> (Ipv4Addr, u16) {
-    static NEXT: AtomicU8 = AtomicU8::new(0);
-    let pid = std::process::id();
-    let ip = Ipv4Addr::new(127, (pid >> 8) as u8, pid as u8, NEXT.fetch_add(1, Relaxed) % 250 + 2);
-    let port = TcpListener::bind((ip, 0)).expect("bind a loopback address").local_addr().unwrap().port();
-    (ip, port)
 }
 
 fn caddy_binary() -> PathBuf {

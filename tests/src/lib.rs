@@ -46,6 +46,18 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A loopback address of the caller's own (all of 127.0.0.0/8 is loopback on Linux) and a port
+/// free on it, for a server that tests running in parallel must not share: two that picked the
+/// same port on 127.0.0.1 would collide, and Caddy (SO_REUSEPORT) would even share it silently.
+pub fn own_loopback() -> (std::net::Ipv4Addr, u16) {
+    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let pid = std::process::id();
+    let ip = std::net::Ipv4Addr::new(127, (pid >> 8) as u8, pid as u8, NEXT.fetch_add(1, Relaxed) % 250 + 2);
+    let port = TcpListener::bind((ip, 0)).expect("bind a loopback address").local_addr().unwrap().port();
+    (ip, port)
+}
+
 /// Polls `check` until it returns `Some`, or panics after [`PATIENCE`] naming `what`.
 pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, PATIENCE};
+use crate::{own_loopback, PATIENCE};
 
 /// The documented locations of the chat host, included as they are.
 pub fn locations_file() -> PathBuf {
@@ -19,7 +19,7 @@ pub fn locations_file() -> PathBuf {
 }
 
 pub struct Nginx {
-    /// `127.0.0.1:<port>`.
+    /// `<loopback address>:<port>`.
     pub addr: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -29,13 +29,13 @@ impl Nginx {
     /// nginx with `nodes` (`host:port`) as the members of upstream `chat_sidecar`, serving
     /// [`locations_file`] on plain HTTP; returns once a request through it reaches a node.
     pub fn start(nodes: &[&str]) -> Nginx {
-        let port = free_port();
+        let (ip, port) = own_loopback();
         let servers: String = nodes.iter().map(|n| format!("    server {n};\n")).collect();
         let site = format!(
             "upstream chat_sidecar {{\n{servers}    keepalive 32;\n}}\n\
-             server {{\n    listen 127.0.0.1:{port};\n    include snippets/chat-locations.conf;\n    location / {{ return 404; }}\n}}\n"
+             server {{\n    listen {ip}:{port};\n    include snippets/chat-locations.conf;\n    location / {{ return 404; }}\n}}\n"
         );
-        let nginx = Nginx::start_site(&site, port);
+        let nginx = Nginx::start_site(&site, &format!("{ip}:{port}"));
         let deadline = Instant::now() + PATIENCE;
         while !nginx.healthz_ok() {
             assert!(Instant::now() < deadline, "nginx did not answer /healthz on {}:\n{}", nginx.addr, nginx.logs());
@@ -45,10 +45,10 @@ impl Nginx {
     }
 
     /// nginx serving `site` (the inside of an `http` block: a site file of deploy/nginx with
-    /// its addresses adapted), of which `port` is one listening port; returns once it accepts
-    /// connections there. `include snippets/chat-locations.conf` finds [`locations_file`], and
+    /// its addresses adapted), of which `addr` is one listening address (from
+    /// [`own_loopback`]); returns once it accepts connections there. `include snippets/chat-locations.conf` finds [`locations_file`], and
     /// Debian's FastCGI includes are where a site expects them in /etc/nginx.
-    pub fn start_site(site: &str, port: u16) -> Nginx {
+    pub fn start_site(site: &str, addr: &str) -> Nginx {
         let dir = prepare(site);
         let d = dir.path();
         let child = Command::new(nginx_binary())
@@ -64,7 +64,7 @@ impl Nginx {
             .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
             .spawn()
             .expect("start nginx");
-        let mut nginx = Nginx { addr: format!("127.0.0.1:{port}"), dir, child: Some(child) };
+        let mut nginx = Nginx { addr: addr.to_owned(), dir, child: Some(child) };
         let deadline = Instant::now() + PATIENCE;
         while std::net::TcpStream::connect(&nginx.addr).is_err() {
             if let Some(status) = nginx.child.as_mut().unwrap().try_wait().unwrap() {
