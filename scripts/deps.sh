@@ -24,6 +24,10 @@ need '/usr/sbin/php-fpm*' php-fpm        # tests/e2e/fpm.rs: real php-fpm worker
 need composer composer                   # make test-phpt: installs php-examples/chat-php
 need '/usr/lib/php/*/pdo_mysql.so' php-mysql  # php-examples/customer-service (MariaDB via PDO), make demo and its e2e test
 need /usr/bin/chromium chromium              # tests/e2e/browser.rs: headless Chromium driven by playwright-core
+need openssl openssl                        # tests/e2e/proxy.rs: a certificate for the TLS site
+need curl curl                              # tests/e2e/proxy.rs: HTTPS and HTTP/2 through nginx
+need /usr/sbin/nginx nginx                   # tests/e2e/proxy.rs: deploy/nginx in front of two nodes (by path: /usr/sbin is not on every PATH)
+need caddy caddy                            # tests/e2e/proxy.rs: deploy/caddy in front of two nodes
 
 if ((${#missing[@]})); then
   # php-config may still be absent after php-cli: install the -dev of the same PHP.

@@ -1,6 +1,7 @@
 // Shared by the browser scenarios (tests/browser/*.mjs): starts Debian's headless chromium
 // through playwright-core, opens pages, waits for conditions, and talks to the Rust test that
-// owns the servers (tests/e2e/browser.rs) over stdin/stdout. Run only by that test.
+// owns the servers (tests/e2e/browser.rs) over stdin/stdout. Run only by that test, and
+// chat.mjs also by tests/e2e/deploy.rs (the demo stack behind nginx).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';

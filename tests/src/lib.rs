@@ -22,6 +22,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod caddy;
+pub mod nginx;
+
 pub const SECRET: &str = "e2e-secret";
 /// Upper bound for anything the tests wait on.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -41,6 +44,18 @@ fn require(path: PathBuf) -> PathBuf {
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A loopback address of the caller's own (all of 127.0.0.0/8 is loopback on Linux) and a port
+/// free on it, for a server that tests running in parallel must not share: two that picked the
+/// same port on 127.0.0.1 would collide, and Caddy (SO_REUSEPORT) would even share it silently.
+pub fn own_loopback() -> (std::net::Ipv4Addr, u16) {
+    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let pid = std::process::id();
+    let ip = std::net::Ipv4Addr::new(127, (pid >> 8) as u8, pid as u8, NEXT.fetch_add(1, Relaxed) % 250 + 2);
+    let port = TcpListener::bind((ip, 0)).expect("bind a loopback address").local_addr().unwrap().port();
+    (ip, port)
 }
 
 /// Polls `check` until it returns `Some`, or panics after [`PATIENCE`] naming `what`.
@@ -558,8 +573,14 @@ pub struct SseEvent {
 
 impl Sse {
     pub async fn open(sidecar: &Sidecar, query: &str, last_event_id: Option<&str>) -> Sse {
-        let mut s = TcpStream::connect(&sidecar.addr).await.unwrap();
-        let mut req = format!("GET /sse?{query} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n");
+        Self::open_at(&sidecar.addr, query, last_event_id).await
+    }
+
+    /// The same at any address (a proxy in front of nodes). It asks for compression as
+    /// browsers do, and fails if the stream comes compressed: a compressor holds events back.
+    pub async fn open_at(addr: &str, query: &str, last_event_id: Option<&str>) -> Sse {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut req = format!("GET /sse?{query} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\nAccept-Encoding: gzip\r\n");
         if let Some(id) = last_event_id {
             req.push_str(&format!("Last-Event-ID: {id}\r\n"));
         }
@@ -578,6 +599,7 @@ impl Sse {
             if h.to_ascii_lowercase().starts_with("content-type:") {
                 assert!(h.contains("text/event-stream"), "{h}");
             }
+            assert!(!h.to_ascii_lowercase().starts_with("content-encoding:"), "the event stream must not be compressed: {h}");
         }
         Sse { lines }
     }
