@@ -174,6 +174,8 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --d
 pids+=($!)
 wait_port "$redis_port" "$!" || { fail "redis-server did not start" "$tmp/redis.log"; exit 1; }
 dead=redis://127.0.0.1:$(free_port)   # nothing listens there
+# Play the first sidecar: declare the namespaces' datasets whole, or pushes are refused.
+for ns in chat admin value; do redis-cli -p "$redis_port" SET "$ns:dataset" g1 NX >/dev/null; done
 
 # One master, one pool per case; each pool has its own .env (CHAT_TEST_ENV_FILE).
 declare -A pool_port

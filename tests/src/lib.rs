@@ -23,7 +23,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod caddy;
+pub mod device;
 pub mod nginx;
+pub mod sentinel;
 
 pub const SECRET: &str = "e2e-secret";
 /// Upper bound for anything the tests wait on.
@@ -75,6 +77,10 @@ pub struct Redis {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Arguments that replace the default persistence (append-only file, fsync every second).
+    persistence: Vec<String>,
+    /// Further arguments (`--replicaof …`).
+    pub extra: Vec<String>,
 }
 
 impl Redis {
@@ -89,9 +95,43 @@ impl Redis {
 
     /// A new, empty Redis, as an operator hands it over.
     pub fn start_bare() -> Redis {
-        let mut r = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        Redis::start_configured(&["--appendonly", "yes", "--appendfsync", "everysec"], &[])
+    }
+
+    /// A Redis with the `chat` dataset declared, without persistence: a restart comes back empty.
+    pub fn start_volatile() -> Redis {
+        let r = Redis::start_configured(&["--appendonly", "no"], &[]);
+        r.cmd(&["SET", "chat:dataset", "g1", "NX"]).expect("declare the dataset");
+        r
+    }
+
+    /// A Redis with these persistence arguments and further ones, nothing declared.
+    pub fn start_configured(persistence: &[&str], extra: &[&str]) -> Redis {
+        let own = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+        let mut r = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, persistence: own(persistence), extra: own(extra) };
         r.restart();
         r
+    }
+
+    /// Removes everything the server persisted (while it is stopped): it comes back empty.
+    pub fn wipe(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { std::fs::remove_dir_all(&path).unwrap() } else { std::fs::remove_file(&path).unwrap() }
+        }
+    }
+
+    /// Stops with SIGKILL (a crash: nothing written on the way out).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn url(&self) -> String {
@@ -103,7 +143,8 @@ impl Redis {
         assert!(self.child.is_none(), "already running");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(&self.persistence)
+            .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -240,12 +281,17 @@ impl Sidecar {
 
     /// Starts with extra `CHAT_*` settings; waits for its "listening on" line.
     pub fn start_with(redis: &Redis, env: &[(&str, &str)]) -> Sidecar {
+        Sidecar::start_on(&redis.url(), env)
+    }
+
+    /// Starts on the Redis `redis_url` names (a `redis+sentinel://` URL, say).
+    pub fn start_on(redis_url: &str, env: &[(&str, &str)]) -> Sidecar {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("sidecar.log");
         let mut cmd = Command::new(require(bin_dir().join("chat-sidecar")));
         cmd.env_clear()
             .env("CHAT_LISTEN", "127.0.0.1:0")
-            .env("CHAT_REDIS_URL", redis.url())
+            .env("CHAT_REDIS_URL", redis_url)
             .env("CHAT_JWT_SECRET", SECRET)
             .env("CHAT_LOG", "info,chat_sidecar=debug")
             .stdout(Stdio::piped())
@@ -338,8 +384,19 @@ impl Php {
 
     /// Runs PHP code; returns (exited 0, stdout, stderr).
     pub async fn try_run(&self, code: &str) -> (bool, String, String) {
+        let out = self.command(code).output().await.expect("php not found: run `make deps`");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The php command that runs `code`, for a caller that reads its output as it comes.
+    pub fn command(&self, code: &str) -> tokio::process::Command {
         let ext = require(bin_dir().join("libchat.so"));
-        let out = tokio::process::Command::new("php")
+        let mut cmd = tokio::process::Command::new("php");
+        cmd
             .arg("-n")
             .arg("-d")
             .arg(format!("extension={}", ext.display()))
@@ -349,15 +406,8 @@ impl Php {
             .arg(format!("chat.jwt_secret={SECRET}"))
             .args(self.ini.iter().flat_map(|s| ["-d", s.as_str()]))
             .arg("-r")
-            .arg(code)
-            .output()
-            .await
-            .expect("php not found: run `make deps`");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .arg(code);
+        cmd
     }
 
     pub async fn token(&self, uid: &str) -> String {

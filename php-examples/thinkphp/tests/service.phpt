@@ -19,6 +19,7 @@ use think\Config;
 
 $redis = use_test_redis();
 $ns = ini_get('chat.namespace');
+declare_dataset($redis, "$ns-tp");
 
 echo "-- register() and boot(), as ThinkPHP runs every service in app/service.php\n";
 $app = new App(new Config(['chat' => ['jwt_secret' => 'from-config', 'namespace' => "$ns-tp", 'websocket_url' => 'wss://chat.example/ws']]));

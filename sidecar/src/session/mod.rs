@@ -717,6 +717,7 @@ impl Session {
                 // Either older than the stream's retention, or the start of a new epoch.
                 let conv = self.cursors[&topic].conv.clone();
                 let epoch = streams::epoch_of(&mut redis, &app.keys, &conv).await.map_err(|e| backend_down(&app, "cannot read a conversation's epoch", &e))?;
+                tracing::debug!(conn = %self.conn_name(), conv = %conv, after, first, ?epoch, "gap in the stream");
                 if first == epoch.base + 1 && after <= epoch.base {
                     Box::pin(self.enter_epoch(t, &topic, &epoch)).await?;
                     continue;
