@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chat_e2e::sentinel::Sentinels;
 use chat_e2e::{bin_dir, free_port, Redis, PATIENCE};
 
 const WORKERS: usize = 4;
@@ -163,6 +164,50 @@ fn workers_survive_a_redis_restart() {
     );
 }
 
+/// The master Sentinel watches is killed with SIGKILL while php-fpm workers push: calls that
+/// meet the switch-over wait for the promoted replica (chat.failover_timeout_ms) or, at worst,
+/// throw Chat\ConnectionException; afterwards every worker works against the new master without
+/// a restart, and every push that returned an id is stored in it exactly once.
+#[test]
+fn workers_follow_a_sentinel_failover() {
+    let mut group = Sentinels::start(2);
+    let master = group.index_of(group.master_port().expect("a master"));
+    group.nodes[master].cmd(&["SET", "failover:dataset", "g1"]).expect("declare the dataset");
+    let fpm = Fpm::start_on(&group.url(), "failover", "php_admin_value[chat.failover_timeout_ms] = 15000\n");
+
+    let mut before = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while before.iter().map(|o: &Outcome| o.pid).collect::<BTreeSet<_>>().len() < WORKERS {
+        assert!(Instant::now() < deadline, "not all workers served a request:\n{}", fpm.log());
+        before.extend(fpm.load(CLIENTS, 5, before.len()));
+    }
+    assert!(before.iter().all(|o| o.kind == Kind::Ok), "{before:#?}");
+
+    // The master dies while the workers are busy.
+    let (during, new_master) = std::thread::scope(|s| {
+        let load = s.spawn(|| fpm.load(CLIENTS, 150, before.len()));
+        std::thread::sleep(Duration::from_millis(150));
+        let (_, new) = group.kill_master();
+        (load.join().unwrap(), new)
+    });
+    let after = fpm.load(CLIENTS, 5, before.len() + during.len());
+    let odd: Vec<&Outcome> = during.iter().filter(|o| o.kind == Kind::Other).collect();
+    assert!(odd.is_empty(), "only Chat\\ConnectionException may be thrown: {odd:#?}\n{}", fpm.log());
+    let failed: Vec<&Outcome> = after.iter().filter(|o| o.kind != Kind::Ok).collect();
+    assert!(failed.is_empty(), "every worker works against the new master: {failed:#?}");
+
+    let accepted: BTreeSet<&str> = before.iter().chain(&during).chain(&after).filter(|o| o.kind == Kind::Ok).map(|o| o.detail.as_str()).collect();
+    let stream = fpm.stream_of("bob", &group.nodes[new_master]);
+    let ids: Vec<&str> = stream.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let stored: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(stored.len(), ids.len(), "no push stored twice (retries are recognised by their id)");
+    let lost: Vec<&&str> = accepted.difference(&stored).collect();
+    assert!(lost.is_empty(), "accepted pushes missing after the failover: {lost:?}");
+    fpm.assert_no_crash();
+    let threw = during.iter().filter(|o| o.kind == Kind::Connection).count();
+    eprintln!("{} requests during a Sentinel failover: {threw} threw Chat\\ConnectionException, the rest waited for the new master; {} accepted in all, all stored once", during.len(), accepted.len());
+}
+
 // ---- php-fpm --------------------------------------------------------------------------------
 
 struct Fpm {
@@ -177,6 +222,13 @@ impl Fpm {
     /// A php-fpm master with a static pool of [`WORKERS`] workers that never recycle (so any
     /// connection reuse is the extension's doing), configured like a production pool.
     fn start(redis: &Redis, namespace: &str) -> Fpm {
+        // Played here what the first sidecar does: the namespace's dataset is declared whole.
+        redis.cmd(&["SET", &format!("{namespace}:dataset"), "g1", "NX"]).expect("declare the dataset");
+        Fpm::start_on(&redis.url(), namespace, "")
+    }
+
+    /// The pool on the Redis `url` names; `extra`: more pool settings (lines).
+    fn start_on(url: &str, namespace: &str, extra: &str) -> Fpm {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let script = dir.path().join("push.php");
@@ -195,11 +247,10 @@ impl Fpm {
                  pm = static\npm.max_children = {WORKERS}\npm.max_requests = 0\n\
                  catch_workers_output = yes\ndecorate_workers_output = no\n\
                  php_admin_value[chat.redis_url] = {url}\nphp_admin_value[chat.namespace] = {namespace}\n\
-                 php_admin_value[chat.timeout_ms] = 2000\nphp_admin_flag[display_errors] = on\n",
+                 php_admin_value[chat.timeout_ms] = 2000\nphp_admin_flag[display_errors] = on\n{extra}",
                 log = dir.path().join("fpm.log").display(),
                 pid = dir.path().join("fpm.pid").display(),
                 user = if root { "user = root\ngroup = root\n" } else { "" },
-                url = redis.url(),
             ),
         )
         .unwrap();
