@@ -160,6 +160,61 @@ async fn every_message_reaches_mysql_exactly_once_across_a_mysql_outage() {
     assert_eq!(redis.cmd(&["XLEN", "chat:log"]).unwrap(), "0", "persisted entries leave the log");
 }
 
+/// A MySQL outage longer than the log's bound: the log is never trimmed (which would leave a
+/// hole in history); once it holds CHAT_LOG_MAX_BACKLOG entries, pushes are refused with an
+/// exception that says so, and every accepted one reaches MySQL when it is back.
+#[tokio::test]
+async fn pushes_are_refused_rather_than_lost_once_the_log_is_full() {
+    let redis = Redis::start();
+    let mut db = MariaDb::start();
+    let sidecar = Sidecar::start_with(&redis, &[("CHAT_MYSQL_URL", &db.url()), ("CHAT_LOG_MAX_BACKLOG", "100")]);
+    let php = Php::new(&redis);
+    db.stop();
+    // Each one-to-one push is two log entries (the recipient's and the sender's copy).
+    let out = php
+        .run(r#"
+            $ok = []; $refused = 0; $why = '';
+            for ($i = 1; $i <= 80; $i++) {
+                try { chat_push("vera", ["i" => $i], ["from" => "walt"]); $ok[] = $i; }
+                catch (Chat\ConnectionException $e) { $refused++; $why = $e->getMessage(); }
+            }
+            echo json_encode(['ok' => $ok, 'refused' => $refused, 'why' => $why]);
+        "#)
+        .await;
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["ok"], json!((1..=50).collect::<Vec<u64>>()), "the first 100 log entries are accepted: {out}");
+    assert_eq!(out["refused"], 30);
+    assert!(out["why"].as_str().unwrap().contains("not yet stored in MySQL"), "{out}");
+    assert_eq!(redis.cmd(&["XLEN", "chat:log"]).as_deref(), Some("100"), "nothing trimmed");
+    assert!(sidecar.metric("mysql_errors_total").await > 0);
+
+    db.restart();
+    eventually("the backlog in MySQL", async || (db.try_sql("SELECT COUNT(*) FROM chat.chat_messages")? == "100").then_some(())).await;
+    assert_eq!(db.sql("SELECT COUNT(*), MIN(seq), MAX(seq) FROM chat.chat_messages WHERE conv = 'u:vera'"), "50\t1\t50");
+    eventually("the log to drain", async || (redis.cmd(&["XLEN", "chat:log"])? == "0").then_some(())).await;
+    php.push("vera", r#"{"i":51}"#, Some("walt")).await;
+    eventually("the next push in MySQL", async || (db.try_sql("SELECT MAX(seq) FROM chat.chat_messages WHERE conv = 'u:vera'")? == "51").then_some(())).await;
+}
+
+/// A log entry the writer cannot store is set aside in the dead-letter stream, never
+/// acknowledged away, and the messages around it are stored.
+#[tokio::test]
+async fn a_log_entry_that_is_no_envelope_goes_to_the_dead_letter_stream() {
+    let redis = Redis::start();
+    let db = MariaDb::start();
+    let sidecar = Sidecar::start_with(&redis, &[("CHAT_MYSQL_URL", &db.url())]);
+    let php = Php::new(&redis);
+    php.push("xena", r#"{"i":1}"#, None).await;
+    redis.cmd(&["XADD", "chat:log", "*", "e", r#"{"type":"message","conv":"u:xena""#]).unwrap();
+    php.push("xena", r#"{"i":2}"#, None).await;
+    eventually("both messages in MySQL", async || (db.try_sql("SELECT COUNT(*) FROM chat.chat_messages WHERE conv = 'u:xena'")? == "2").then_some(())).await;
+    eventually("the bad entry dead-lettered", async || (redis.cmd(&["XLEN", "chat:log:dead"])? == "1").then_some(())).await;
+    let dead = redis.cmd(&["XRANGE", "chat:log:dead", "-", "+"]).unwrap();
+    assert!(dead.contains("not a message envelope") && dead.contains(r#""conv":"u:xena""#), "{dead}");
+    eventually("the log to drain", async || (redis.cmd(&["XLEN", "chat:log"])? == "0").then_some(())).await;
+    assert_eq!(sidecar.metric("log_dead_letters_total").await, 1);
+}
+
 #[tokio::test]
 async fn sidecar_and_extension_reconnect_after_a_redis_restart() {
     let mut redis = Redis::start();

@@ -70,3 +70,27 @@ async fn history_returns_the_latest_messages_oldest_first() {
     assert!(refused(r#"chat_history("bob", 5)"#).await.contains("u:<user id>"));
     assert!(refused(r#"chat_history("u:hank", 0)"#).await.contains("limit"));
 }
+
+/// Receipts go to the sender the push script stored, never to whoever a payload names: an app
+/// message (no sender) whose data holds `"from":"mallory"` sends mallory nothing when read.
+#[tokio::test]
+async fn receipts_are_routed_by_the_stored_sender_not_by_the_payload() {
+    let redis = Redis::start();
+    let sidecar = Sidecar::start(&redis);
+    let php = Php::new(&redis);
+    let (mut mallory, _) = Client::resume(&sidecar, &php, "mallory", None, true).await;
+    let (mut ivy, _) = Client::resume(&sidecar, &php, "ivy", None, true).await;
+    let (mut olaf, _) = Client::resume(&sidecar, &php, "olaf", None, true).await;
+    php.push("olaf", r#"{"text":"x","from":"mallory","a":{"from":"mallory"}}"#, None).await;
+    php.push("olaf", r#"{"text":"from ivy"}"#, Some("ivy")).await;
+    assert_eq!(olaf.recv_message().await["seq"], 1);
+    assert_eq!(olaf.recv_message().await["seq"], 2);
+    olaf.send_text(r#"{"type":"read","conv":"u:olaf","seq":2}"#).await;
+    let r = ivy.recv_type("receipt").await;
+    assert_eq!((r["reader"].as_str(), r["seq"].as_u64()), (Some("olaf"), Some(2)));
+    // mallory hears nothing: a ping answered proves nothing came before it.
+    mallory.send_text(r#"{"type":"ping","ref":"p"}"#).await;
+    let next = mallory.recv().await;
+    assert_eq!(next["type"], "pong", "mallory got {next}");
+    assert_eq!(php.json(r#"chat_unread("ivy")"#).await, serde_json::json!({"u:ivy": 0}), "ivy's own message is not unread for her");
+}
