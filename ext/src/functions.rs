@@ -103,7 +103,10 @@ fn push(uid: &StrArg<'_>, message: &Zval, options: ArrayArg<'_>) -> Result<Strin
     Ok(id.to_string())
 }
 
-/// `$message` as JSON, refused when over `chat.max_message_bytes`.
+/// `$message` as JSON, refused when over `chat.max_message_bytes` or not I-JSON (RFC 7493):
+/// `json_encode` happily writes what some reader downstream refuses (nesting past
+/// `ijson::MAX_DEPTH`, noncharacters, or a repeated member name from a `JsonSerializable`),
+/// and a stored message every reader must be able to read.
 pub(crate) fn message_json(message: &Zval) -> Result<String> {
     let data_json = json::encode(message)?;
     let limit = ini::max_message_bytes()?;
@@ -114,6 +117,7 @@ pub(crate) fn message_json(message: &Zval) -> Result<String> {
             ini::MAX_MESSAGE_BYTES
         )));
     }
+    json::check_ijson(&data_json, limit)?;
     Ok(data_json)
 }
 

@@ -55,6 +55,8 @@ metrics! {
     invalid_utf8_total: counter,
     /// Client frames answered with an error frame (bad JSON, unknown type, ...).
     bad_frames_total: counter,
+    /// Client payloads (`send`, `signal`, `POST /send`) refused because they are not I-JSON (RFC 7493).
+    payloads_refused_total: counter,
     /// Connections closed by chat_kick.
     kicks_total: counter,
     /// Redis commands that failed.
