@@ -487,10 +487,24 @@ pub fn url_encode(s: &str) -> String {
 /// A webhook we received, and what we answered.
 #[derive(Debug, Clone)]
 pub struct WebhookRequest {
+    /// `X-Chat-Signature`: `t=<unix seconds>,v1=<hex>`.
     pub signature: String,
     pub delivery: String,
     pub body: String,
     pub answered: u16,
+}
+
+impl WebhookRequest {
+    /// The signature's timestamp (`t=`), when it has one.
+    pub fn signed_at(&self) -> Option<u64> {
+        self.signature.split(',').find_map(|item| item.trim().strip_prefix("t=")?.parse().ok())
+    }
+}
+
+/// PHP code loading `Chat\Webhook` from the chat-php package (php-examples/chat-php).
+pub fn webhook_prelude() -> String {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../php-examples/chat-php/src/Webhook.php");
+    format!("require {src:?}; use Chat\\Webhook;")
 }
 
 /// An HTTP endpoint that answers 500 to the first `failures` webhooks of event
