@@ -80,8 +80,8 @@ settings! {
     auth_timeout_ms: u64 = "10000", env "CHAT_AUTH_TIMEOUT_MS";
     /// Accept WebSocket and SSE connections without a token (GatewayWorker's flow): they get a welcome with their client id and no user until the app binds them (chat_bind / Gateway::bindUid).
     anonymous_connect: bool = "false", env "CHAT_ANONYMOUS_CONNECT";
-    /// How long an anonymous connection may stay unbound before it is closed (4003), in ms; 0 = no limit (the heartbeat still applies).
-    anonymous_timeout_ms: u64 = "0", env "CHAT_ANONYMOUS_TIMEOUT_MS";
+    /// How long an anonymous connection may stay unbound before it is closed (4003), in ms; 0 = no limit (the heartbeat still applies; for apps whose guests stay connected without a user).
+    anonymous_timeout_ms: u64 = "60000", env "CHAT_ANONYMOUS_TIMEOUT_MS";
     /// Interval of server pings, in ms; a client silent for 2.5 intervals is closed (4010).
     heartbeat_ms: u64 = "25000", env "CHAT_HEARTBEAT_MS";
     /// Lifetime of a presence entry, in ms; the node refreshes it every third of that.
@@ -208,6 +208,7 @@ mod tests {
         assert_eq!(s.namespace, "fromfile");
         assert_eq!(s.listen.port(), 9501);
         assert_eq!(s.outbound_queue, 1024);
+        assert_eq!(s.anonymous_timeout_ms, 60_000, "unbound anonymous connections do not stay for ever by default");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod acks;
 mod app;
 mod background;
 mod config;
+mod conn_id;
 mod http;
 mod hub;
 mod mailbox;

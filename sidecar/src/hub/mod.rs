@@ -11,7 +11,7 @@
 //! queue flags the connection as too slow instead of growing memory.
 //!
 //! A payload may be addressed to some connections only (`@ids` / `!ids`, see
-//! [`chat_protocol::live`]): client ids are `<node id>-<ConnId>`, so the hub keeps this node's
+//! [`chat_protocol::live`]): client ids are `<node id>-<ConnId in base 36>`, so the hub keeps this node's
 //! id and hands such a payload only to the local subscribers it names (or does not name).
 //!
 //! The pub/sub connection itself lives in [`link`]. When it drops, the link reconnects,
@@ -35,8 +35,7 @@ use crate::metrics::Metrics;
 mod link;
 mod resp;
 
-/// Identifies a connection on this node.
-pub type ConnId = u64;
+pub use crate::conn_id::ConnId;
 
 /// Something for one connection to act on.
 #[derive(Debug, Clone)]

@@ -69,7 +69,7 @@ pub fn verify_token(app: &App, token: &str) -> Result<Claims, Exit> {
 
 /// This node's name for connection `conn` (what `chat_user_devices()` and `welcome` show).
 pub fn conn_name(app: &App, conn: ConnId) -> String {
-    format!("{}-{}", app.settings.node_id, conn)
+    chat_protocol::live::client_id(&app.settings.node_id, conn)
 }
 
 /// What an anonymous session needs to become a user's later (kept only while it has none).
