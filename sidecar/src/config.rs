@@ -68,6 +68,8 @@ settings! {
     rate_burst: u32 = "40", env "CHAT_RATE_BURST";
     /// Frames queued for one connection before it counts as too slow and is closed (4009).
     outbound_queue: usize = "1024", env "CHAT_OUTBOUND_QUEUE";
+    /// Bytes of frames queued for one connection before it counts as too slow and is closed (4009), whichever of this and CHAT_OUTBOUND_QUEUE is passed first.
+    outbound_queue_bytes: usize = "1048576", env "CHAT_OUTBOUND_QUEUE_BYTES";
     /// A write to a client that takes longer than this closes the connection (4009), in ms.
     write_timeout_ms: u64 = "10000", env "CHAT_WRITE_TIMEOUT_MS";
     /// Per-connection WebSocket read buffer, bytes: allocated for every connection, so small keeps idle ones cheap; larger frames take more reads.
@@ -155,8 +157,8 @@ impl Settings {
         if self.max_frame_bytes < 1024 {
             bail!("CHAT_MAX_FRAME_BYTES must be at least 1024");
         }
-        if self.rate_limit == 0 || self.outbound_queue == 0 || self.presence_ttl_ms < 3000 {
-            bail!("CHAT_RATE_LIMIT and CHAT_OUTBOUND_QUEUE must be positive, CHAT_PRESENCE_TTL_MS at least 3000");
+        if self.rate_limit == 0 || self.outbound_queue == 0 || self.outbound_queue_bytes == 0 || self.presence_ttl_ms < 3000 {
+            bail!("CHAT_RATE_LIMIT, CHAT_OUTBOUND_QUEUE and CHAT_OUTBOUND_QUEUE_BYTES must be positive, CHAT_PRESENCE_TTL_MS at least 3000");
         }
         redis::Client::open(self.redis_url.as_str())
             .with_context(|| format!("CHAT_REDIS_URL {:?} is not a Redis URL", self.redis_url))?;

@@ -291,6 +291,7 @@ async fn poll(State(app): State<Arc<App>>, Query(mut q): Query<ConnectQuery>, he
         attach,
         Duration::from_millis(app.settings.poll_grace_ms),
         app.settings.outbound_queue,
+        app.settings.outbound_queue_bytes,
     );
     app.tasks.spawn(session::run(app.clone(), t, id, Some(claims), hs));
     await_answer(answer, wait).await.map_or_else(|| json(r#"{"frames":[]}"#.into()), json)

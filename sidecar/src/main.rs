@@ -9,6 +9,7 @@ mod conn_id;
 mod http;
 mod hub;
 mod mailbox;
+mod memory;
 mod metrics;
 mod presence;
 mod ratelimit;
@@ -61,6 +62,7 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
         "starting"
     );
     let app = app::App::start(settings, shutdown.clone()).await?;
+    memory::spawn_trimmer(app.metrics.clone(), shutdown.clone());
     // Tests and scripts wait for this exact line; it carries the real port when 0 was asked.
     println!("chat-sidecar listening on {addr}");
     tracing::info!(%addr, "listening");

@@ -47,6 +47,12 @@ metrics! {
     messages_trimmed_total: counter,
     /// Connections closed because their outbound queue overflowed or a write timed out.
     slow_consumer_disconnects_total: counter,
+    /// Outbound queues that overflowed their frame bound (CHAT_OUTBOUND_QUEUE); each ends its connection with 4009.
+    outbound_overflow_frames_total: counter,
+    /// Outbound queues that overflowed their byte bound (CHAT_OUTBOUND_QUEUE_BYTES); each ends its connection with 4009.
+    outbound_overflow_bytes_total: counter,
+    /// Times the node returned freed memory to the system (malloc_trim) after slow consumers were disconnected.
+    memory_trims_total: counter,
     /// Client frames refused by the rate limit.
     rate_limited_frames_total: counter,
     /// Connections closed for exceeding the frame size limit.

@@ -273,6 +273,21 @@ impl Sidecar {
             .unwrap_or_else(|| panic!("metric {name} not found in:\n{body}"))
     }
 
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The node's resident memory (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("the node is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// Stops with SIGKILL (a crash), not a graceful shutdown.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

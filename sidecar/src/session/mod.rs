@@ -87,7 +87,7 @@ const BIND_REPLY_TTL_MS: u64 = 60_000;
 /// the session is anonymous until the app binds it (only when `CHAT_ANONYMOUS_CONNECT` is on;
 /// the transports check that).
 pub fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: Option<Claims>, hs: Handshake) -> impl Future<Output = ()> + Send {
-    let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue);
+    let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue, app.settings.outbound_queue_bytes);
     let unbound = match claims {
         Some(_) => None,
         None => {
