@@ -60,6 +60,14 @@ settings! {
     node_id: String = "", env "CHAT_NODE_ID";
     /// Browser origins allowed to connect, comma-separated (e.g. https://shop.example); empty = any.
     allowed_origins: String = "", env "CHAT_ALLOWED_ORIGINS";
+    /// Time a client has to send a complete HTTP request line and headers, from the connection's start or the first byte of a later request, in ms; then the socket is closed.
+    header_timeout_ms: u64 = "10000", env "CHAT_HEADER_TIMEOUT_MS";
+    /// A kept-alive HTTP connection with no request in flight is closed after this, in ms (held long-polls and SSE streams are in flight).
+    idle_timeout_ms: u64 = "60000", env "CHAT_IDLE_TIMEOUT_MS";
+    /// Largest HTTP request line and headers, in bytes; larger ones get 431 and the connection is closed. Tokens (up to 8 KiB) and resume cursors travel in the URL.
+    max_header_bytes: usize = "16384", env "CHAT_MAX_HEADER_BYTES";
+    /// Connections that have not authenticated yet (sockets without a complete request, WebSockets waiting for their auth frame); one more closes the oldest of them.
+    max_unauthenticated: usize = "4096", env "CHAT_MAX_UNAUTHENTICATED";
     /// Largest frame or message a client may send, in bytes; larger ones close with 1009.
     max_frame_bytes: usize = "65536", env "CHAT_MAX_FRAME_BYTES";
     /// Frames a client may send per second, sustained.
@@ -156,6 +164,12 @@ impl Settings {
         chat_protocol::ids::validate("node id", &self.node_id).context("CHAT_NODE_ID")?;
         if self.max_frame_bytes < 1024 {
             bail!("CHAT_MAX_FRAME_BYTES must be at least 1024");
+        }
+        if !(1024..=1 << 20).contains(&self.max_header_bytes) {
+            bail!("CHAT_MAX_HEADER_BYTES must be between 1024 and 1048576");
+        }
+        if self.header_timeout_ms == 0 || self.idle_timeout_ms == 0 || self.max_unauthenticated == 0 {
+            bail!("CHAT_HEADER_TIMEOUT_MS, CHAT_IDLE_TIMEOUT_MS and CHAT_MAX_UNAUTHENTICATED must be positive");
         }
         if self.rate_limit == 0 || self.outbound_queue == 0 || self.outbound_queue_bytes == 0 || self.presence_ttl_ms < 3000 {
             bail!("CHAT_RATE_LIMIT, CHAT_OUTBOUND_QUEUE and CHAT_OUTBOUND_QUEUE_BYTES must be positive, CHAT_PRESENCE_TTL_MS at least 3000");

@@ -33,6 +33,18 @@ macro_rules! metrics {
 metrics! {
     /// Client connections currently open.
     connections: gauge,
+    /// HTTP connections open (WebSockets leave this count once upgraded).
+    http_connections: gauge,
+    /// Connections that have not authenticated yet (no complete request, or a WebSocket waiting for its auth frame).
+    unauthenticated_connections: gauge,
+    /// Unauthenticated connections closed to make room for newer ones (CHAT_MAX_UNAUTHENTICATED).
+    unauthenticated_evicted_total: counter,
+    /// HTTP connections closed because a request head (or a POST /send body) did not arrive within CHAT_HEADER_TIMEOUT_MS.
+    header_timeouts_total: counter,
+    /// Kept-alive HTTP connections closed after CHAT_IDLE_TIMEOUT_MS without a request.
+    idle_timeouts_total: counter,
+    /// Requests refused with 431 because their line and headers exceeded CHAT_MAX_HEADER_BYTES.
+    oversized_headers_total: counter,
     /// Client connections authenticated since start.
     connections_total: counter,
     /// Connection attempts refused for a bad, expired or missing token.

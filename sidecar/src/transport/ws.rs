@@ -16,9 +16,8 @@ use chat_protocol::wire::{self, close, ClientFrame, Cursors};
 use chat_protocol::Claims;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -28,7 +27,8 @@ use crate::app::App;
 use crate::hub::LiveMessage;
 use crate::metrics::Metrics;
 
-pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+/// A WebSocket on the plain socket (`edge::upgraded_socket`).
+pub type Ws = WebSocketStream<TcpStream>;
 
 pub struct WsTransport {
     ws: Ws,
