@@ -225,6 +225,8 @@ mod tests {
         assert_eq!(s.listen.port(), 9501);
         assert_eq!(s.outbound_queue, 1024);
         assert_eq!(s.anonymous_timeout_ms, 60_000, "unbound anonymous connections do not stay for ever by default");
+        assert_eq!((s.header_timeout_ms, s.idle_timeout_ms, s.max_header_bytes, s.max_unauthenticated), (10_000, 60_000, 16_384, 4096));
+        assert_eq!(s.outbound_queue_bytes, 1 << 20);
     }
 
     #[test]

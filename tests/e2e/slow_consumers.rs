@@ -110,5 +110,6 @@ async fn memory_comes_back_after_a_burst_held_by_slow_consumers() {
     // glibc kept all of it after the clients were gone; the node trims once they are.
     let after = memory_back(&sidecar, before, 32 * 1024).await;
     eprintln!("frame bound only: RSS {before} KiB before, {peak} KiB at the peak, {after} KiB after");
-    assert!(sidecar.metric("memory_trims_total").await >= 1);
+    // Counted once the trim returned, which may be just after the RSS dropped.
+    eventually("the trim to be counted", async || (sidecar.metric("memory_trims_total").await >= 1).then_some(())).await;
 }
