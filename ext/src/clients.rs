@@ -345,6 +345,7 @@ fn event_frame(message: &Zval, raw: bool) -> Result<String> {
             "a raw message must be JSON text (SSE and long-poll clients receive frames inside JSON): {e}"
         ))
     })?;
+    crate::json::check_ijson(text, limit)?;
     Ok(text.replace(['\n', '\r'], " "))
 }
 

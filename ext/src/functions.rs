@@ -133,7 +133,10 @@ fn push_and_wait(keys: &chat_protocol::Keys, msg: &Push<'_>, d: chat_protocol::t
     }
 }
 
-/// `$message` as JSON, refused when over `chat.max_message_bytes`.
+/// `$message` as JSON, refused when over `chat.max_message_bytes` or not I-JSON (RFC 7493):
+/// `json_encode` happily writes what some reader downstream refuses (nesting past
+/// `ijson::MAX_DEPTH`, noncharacters, or a repeated member name from a `JsonSerializable`),
+/// and a stored message every reader must be able to read.
 pub(crate) fn message_json(message: &Zval) -> Result<String> {
     let data_json = json::encode(message)?;
     let limit = ini::max_message_bytes()?;
@@ -144,6 +147,7 @@ pub(crate) fn message_json(message: &Zval) -> Result<String> {
             ini::MAX_MESSAGE_BYTES
         )));
     }
+    json::check_ijson(&data_json, limit)?;
     Ok(data_json)
 }
 

@@ -38,6 +38,14 @@ pub fn encode(value: &Zval) -> Result<String> {
     )))
 }
 
+/// Refuses JSON text that is not I-JSON (RFC 7493), naming the rule it breaks
+/// (`chat_protocol::ijson`): what the sidecar refuses from clients, PHP may not store either.
+pub fn check_ijson(json: &str, limit: usize) -> Result<()> {
+    chat_protocol::ijson::validate_str(json, limit).map_err(|e| {
+        ChatError::Invalid(format!("the message is not I-JSON (RFC 7493), which every reader of it needs: {e}"))
+    })
+}
+
 /// `json_decode($json, true)`: envelopes read back from Redis as PHP arrays.
 pub fn decode(json: &str) -> Result<Zval> {
     let decoded = call("json_decode", vec![&json.to_owned(), &true])?;

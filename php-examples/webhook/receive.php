@@ -11,8 +11,27 @@ $secret = getenv('CHAT_WEBHOOK_SECRET') ?: throw new RuntimeException('CHAT_WEBH
 $body = (string) file_get_contents('php://input');
 $signature = $_SERVER['HTTP_X_CHAT_SIGNATURE'] ?? '';
 
-// hash_equals: a plain comparison would leak, through timing, how much of a forgery matched.
-if (!hash_equals('sha256=' . hash_hmac('sha256', $body, $secret), $signature)) {
+// X-Chat-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>. With the
+// chat-php package installed this is Chat\Webhook::verify($body, $signature, $secret).
+$fields = [];
+foreach (explode(',', $signature) as $item) {
+    [$key, $value] = array_pad(explode('=', trim($item), 2), 2, '');
+    $fields[$key][] = $value;
+}
+$t = $fields['t'][0] ?? '';
+// The timestamp is signed with the body: a request captured and replayed more than 5 minutes
+// later is refused even once the delivery ids below are forgotten.
+if (!ctype_digit($t) || abs(time() - (int) $t) > 300) {
+    http_response_code(401);
+    exit('stale or missing signature timestamp');
+}
+$expected = hash_hmac('sha256', "$t.$body", $secret);
+$valid = false;
+foreach ($fields['v1'] ?? [] as $given) {
+    // hash_equals: a plain comparison would leak, through timing, how much of a forgery matched.
+    $valid = hash_equals($expected, strtolower($given)) || $valid;
+}
+if (!$valid) {
     http_response_code(401);
     exit('bad signature');
 }

@@ -1,6 +1,7 @@
 //! The one contract the PHP extension (`ext/`) and `chat-sidecar` compile against.
 //!
 //! Everything both sides must agree on lives here and nowhere else:
+//! - [`ijson`]: the I-JSON (RFC 7493) check every app payload passes where it enters;
 //! - [`ids`]: what a user id or group name may contain, and the conversation ids built from them;
 //! - [`keys`]: every Redis key and channel name, with the hash tags Redis Cluster needs;
 //! - [`scripts`]: the Lua scripts (push, presence, kick) and how to call them;
@@ -13,6 +14,7 @@
 
 pub mod envelope;
 pub mod ids;
+pub mod ijson;
 pub mod keys;
 pub mod live;
 pub mod scripts;

@@ -20,8 +20,8 @@
 //! - `@<client id>[,<client id>…] <payload>` — only these connections get it;
 //! - `!<client id>[,<client id>…] <payload>` — every connection on the channel but these.
 //!
-//! A client id is the connection's name, `<node id>-<n>` ([`split_client_id`]); each node
-//! picks out its own connections. See [`split_audience`].
+//! A client id is the connection's name, `<node id>-<n>` with `n` in base 36 ([`client_id`],
+//! [`split_client_id`]); each node picks out its own connections. See [`split_audience`].
 //!
 //! The Lua scripts write these; [`LiveEvent::parse`] reads them.
 
@@ -96,14 +96,33 @@ pub fn split_audience(payload: &[u8]) -> Result<(Option<Audience<'_>>, &[u8]), M
     Ok((Some(audience), &payload[space + 1..]))
 }
 
-/// Splits a client id (`<node id>-<n>`) into the node's id and the node-local number. Node
-/// ids may themselves contain `-`, so the split is at the last one.
+/// The client id of connection `n` of node `node`: `<node id>-<n in base 36>` (lowercase, at
+/// most 13 digits for a u64). Nodes draw `n` at random (unguessable, see the sidecar's
+/// `conn_id`), so base 36 keeps the id short: 13 characters instead of up to 20 in decimal.
+pub fn client_id(node: &str, n: u64) -> String {
+    let mut digits = [0u8; 13];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize];
+        rest /= 36;
+        if rest == 0 {
+            break;
+        }
+    }
+    let n = std::str::from_utf8(&digits[at..]).expect("ASCII digits");
+    format!("{node}-{n}")
+}
+
+/// Splits a client id (`<node id>-<n>`, see [`client_id`]) into the node's id and the
+/// node-local number. Node ids may themselves contain `-`, so the split is at the last one.
 pub fn split_client_id(client: &str) -> Option<(&str, u64)> {
     let (node, n) = client.rsplit_once('-')?;
-    if node.is_empty() || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+    if node.is_empty() || n.is_empty() || n.len() > 13 || !n.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
         return None;
     }
-    Some((node, n.parse().ok()?))
+    Some((node, u64::from_str_radix(n, 36).ok()?))
 }
 
 /// Formats a message payload exactly as the push script does.
@@ -144,10 +163,16 @@ mod tests {
     }
 
     #[test]
-    fn splits_client_ids() {
-        assert_eq!(split_client_id("n7fk2q3x9-12"), Some(("n7fk2q3x9", 12)));
+    fn client_ids_are_base_36_and_split_back() {
+        assert_eq!(client_id("n7fk2q3x9", 0), "n7fk2q3x9-0");
+        assert_eq!(client_id("n7fk2q3x9", 36 * 36 + 35), "n7fk2q3x9-10z");
+        assert_eq!(client_id("n1", u64::MAX), "n1-3w5e11264sgsf", "13 digits at most");
+        for n in [0, 1, 35, 36, 12345, 1 << 40, u64::MAX - 1, u64::MAX] {
+            assert_eq!(split_client_id(&client_id("eu-west-1", n)), Some(("eu-west-1", n)));
+        }
+        assert_eq!(split_client_id("n7fk2q3x9-12"), Some(("n7fk2q3x9", 38)));
         assert_eq!(split_client_id("eu-west-1-5"), Some(("eu-west-1", 5)));
-        for bad in ["n1", "n1-", "-5", "n1-x", "n1-+5"] {
+        for bad in ["n1", "n1-", "-5", "n1-X", "n1-+5", "n1-3w5e11264sgsg", "n1-00000000000000", "n1-a_b"] {
             assert_eq!(split_client_id(bad), None, "{bad}");
         }
     }

@@ -1,6 +1,5 @@
 //! The node's shared state, built once at start and handed to every connection.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use crate::acks::Acks;
 use crate::config::Settings;
 use crate::engine::health::{self, Health};
 use crate::engine::Redis;
+use crate::conn_id::ConnIds;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -53,7 +53,8 @@ pub struct App {
     pub polls: Arc<Polls>,
     /// Rate limits of `POST /send`, per user.
     pub send_limits: PerUser,
-    next_conn: AtomicU64,
+    /// Unguessable connection ids (`conn_id`).
+    conn_ids: ConnIds,
 }
 
 impl App {
@@ -150,7 +151,7 @@ impl App {
             tasks: TaskTracker::new(),
             polls: Arc::new(Polls::default()),
             send_limits: PerUser::new(settings.rate_limit, settings.rate_burst),
-            next_conn: AtomicU64::new(1),
+            conn_ids: ConnIds::new(),
             settings,
         });
         crate::session::spawn_heartbeats(&app);
@@ -158,7 +159,7 @@ impl App {
     }
 
     pub fn next_conn_id(&self) -> ConnId {
-        self.next_conn.fetch_add(1, Relaxed)
+        self.conn_ids.next()
     }
 
     /// Whether a browser page from `origin` may connect.

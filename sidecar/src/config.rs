@@ -60,6 +60,14 @@ settings! {
     node_id: String = "", env "CHAT_NODE_ID";
     /// Browser origins allowed to connect, comma-separated (e.g. https://shop.example); empty = any.
     allowed_origins: String = "", env "CHAT_ALLOWED_ORIGINS";
+    /// Time a client has to send a complete HTTP request line and headers, from the connection's start or the first byte of a later request, in ms; then the socket is closed.
+    header_timeout_ms: u64 = "10000", env "CHAT_HEADER_TIMEOUT_MS";
+    /// A kept-alive HTTP connection with no request in flight is closed after this, in ms (held long-polls and SSE streams are in flight).
+    idle_timeout_ms: u64 = "60000", env "CHAT_IDLE_TIMEOUT_MS";
+    /// Largest HTTP request line and headers, in bytes; larger ones get 431 and the connection is closed. Tokens (up to 8 KiB) and resume cursors travel in the URL.
+    max_header_bytes: usize = "16384", env "CHAT_MAX_HEADER_BYTES";
+    /// Connections that have not authenticated yet (sockets without a complete request, WebSockets waiting for their auth frame); one more closes the oldest of them.
+    max_unauthenticated: usize = "4096", env "CHAT_MAX_UNAUTHENTICATED";
     /// Largest frame or message a client may send, in bytes; larger ones close with 1009.
     max_frame_bytes: usize = "65536", env "CHAT_MAX_FRAME_BYTES";
     /// Frames a client may send per second, sustained.
@@ -68,6 +76,8 @@ settings! {
     rate_burst: u32 = "40", env "CHAT_RATE_BURST";
     /// Frames queued for one connection before it counts as too slow and is closed (4009).
     outbound_queue: usize = "1024", env "CHAT_OUTBOUND_QUEUE";
+    /// Bytes of frames queued for one connection before it counts as too slow and is closed (4009), whichever of this and CHAT_OUTBOUND_QUEUE is passed first.
+    outbound_queue_bytes: usize = "1048576", env "CHAT_OUTBOUND_QUEUE_BYTES";
     /// A write to a client that takes longer than this closes the connection (4009), in ms.
     write_timeout_ms: u64 = "10000", env "CHAT_WRITE_TIMEOUT_MS";
     /// Per-connection WebSocket read buffer, bytes: allocated for every connection, so small keeps idle ones cheap; larger frames take more reads.
@@ -80,8 +90,8 @@ settings! {
     auth_timeout_ms: u64 = "10000", env "CHAT_AUTH_TIMEOUT_MS";
     /// Accept WebSocket and SSE connections without a token (GatewayWorker's flow): they get a welcome with their client id and no user until the app binds them (chat_bind / Gateway::bindUid).
     anonymous_connect: bool = "false", env "CHAT_ANONYMOUS_CONNECT";
-    /// How long an anonymous connection may stay unbound before it is closed (4003), in ms; 0 = no limit (the heartbeat still applies).
-    anonymous_timeout_ms: u64 = "0", env "CHAT_ANONYMOUS_TIMEOUT_MS";
+    /// How long an anonymous connection may stay unbound before it is closed (4003), in ms; 0 = no limit (the heartbeat still applies; for apps whose guests stay connected without a user).
+    anonymous_timeout_ms: u64 = "60000", env "CHAT_ANONYMOUS_TIMEOUT_MS";
     /// Interval of server pings, in ms; a client silent for 2.5 intervals is closed (4010).
     heartbeat_ms: u64 = "25000", env "CHAT_HEARTBEAT_MS";
     /// Lifetime of a presence entry, in ms; the node refreshes it every third of that.
@@ -157,8 +167,14 @@ impl Settings {
         if self.max_frame_bytes < 1024 {
             bail!("CHAT_MAX_FRAME_BYTES must be at least 1024");
         }
-        if self.rate_limit == 0 || self.outbound_queue == 0 || self.presence_ttl_ms < 3000 {
-            bail!("CHAT_RATE_LIMIT and CHAT_OUTBOUND_QUEUE must be positive, CHAT_PRESENCE_TTL_MS at least 3000");
+        if !(1024..=1 << 20).contains(&self.max_header_bytes) {
+            bail!("CHAT_MAX_HEADER_BYTES must be between 1024 and 1048576");
+        }
+        if self.header_timeout_ms == 0 || self.idle_timeout_ms == 0 || self.max_unauthenticated == 0 {
+            bail!("CHAT_HEADER_TIMEOUT_MS, CHAT_IDLE_TIMEOUT_MS and CHAT_MAX_UNAUTHENTICATED must be positive");
+        }
+        if self.rate_limit == 0 || self.outbound_queue == 0 || self.outbound_queue_bytes == 0 || self.presence_ttl_ms < 3000 {
+            bail!("CHAT_RATE_LIMIT, CHAT_OUTBOUND_QUEUE and CHAT_OUTBOUND_QUEUE_BYTES must be positive, CHAT_PRESENCE_TTL_MS at least 3000");
         }
         chat_protocol::topology::Topology::parse(&self.redis_url).context("CHAT_REDIS_URL")?;
         Ok(())
@@ -209,6 +225,9 @@ mod tests {
         assert_eq!(s.namespace, "fromfile");
         assert_eq!(s.listen.port(), 9501);
         assert_eq!(s.outbound_queue, 1024);
+        assert_eq!(s.anonymous_timeout_ms, 60_000, "unbound anonymous connections do not stay for ever by default");
+        assert_eq!((s.header_timeout_ms, s.idle_timeout_ms, s.max_header_bytes, s.max_unauthenticated), (10_000, 60_000, 16_384, 4096));
+        assert_eq!(s.outbound_queue_bytes, 1 << 20);
     }
 
     #[test]

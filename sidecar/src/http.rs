@@ -22,7 +22,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use chat_protocol::wire::{self, ClientFrame, ServerFrame};
 use chat_protocol::Claims;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -30,6 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::app::App;
+use crate::edge::Unauthenticated;
 use crate::metrics::Metrics;
 use crate::session::actions::{Actor, Known};
 use crate::session::{self, Handshake};
@@ -175,15 +175,36 @@ async fn upgrade(State(app): State<Arc<App>>, Query(q): Query<ConnectQuery>, mut
         Err(res) => return res,
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // Held until the connection is authenticated (its token checked, or its auth frame read);
+    // a newer unauthenticated connection may take its place meanwhile (edge::Admission).
+    let unauthenticated = req.extensions_mut().remove::<Unauthenticated>();
     let task_app = app.clone();
     let fut = async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(task_app.ws_config)).await;
+        // The plain socket: a session keeps neither hyper's boxed stream nor the listener's
+        // wrapper (whose bytes already read, the client's first frames, are handed over).
+        let Some((tcp, read)) = crate::edge::upgraded_socket(upgraded) else {
+            return tracing::error!("an upgraded connection is not the listener's socket");
+        };
+        let ws = WebSocketStream::from_partially_read(tcp, read, Role::Server, Some(task_app.ws_config)).await;
         let mut t = WsTransport::new(&task_app, ws);
-        match Box::pin(t.authenticate(&task_app, token, &mut hs.cursors)).await {
+        let authenticated = {
+            let evicted = async {
+                match &unauthenticated {
+                    Some(Unauthenticated(slot)) => slot.evicted().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                a = Box::pin(t.authenticate(&task_app, token, &mut hs.cursors)) => a,
+                _ = evicted => Err(crate::transport::close_with(wire::close::AUTH_TIMEOUT, "too many connections waiting to authenticate; reconnect and authenticate at once")),
+            }
+        };
+        drop(unauthenticated);
+        match authenticated {
             Ok(claims) => {
                 // A task of its own, so a live connection keeps only the session's state and
                 // not this handshake's (which the compiler would keep beside it).
@@ -293,6 +314,7 @@ async fn poll(State(app): State<Arc<App>>, Query(mut q): Query<ConnectQuery>, he
         attach,
         Duration::from_millis(app.settings.poll_grace_ms),
         app.settings.outbound_queue,
+        app.settings.outbound_queue_bytes,
     );
     app.tasks.spawn(session::run(app.clone(), t, id, Some(claims), hs));
     await_answer(answer, wait).await.map_or_else(|| json(r#"{"frames":[]}"#.into()), json)
@@ -306,7 +328,7 @@ async fn await_answer(answer: oneshot::Receiver<String>, wait: Duration) -> Opti
 
 /// `POST /send`: one client frame over plain HTTP, for SSE and long-poll clients. Needs no
 /// session, so any node takes it.
-async fn send(State(app): State<Arc<App>>, Query(q): Query<SendQuery>, headers: HeaderMap, body: Bytes) -> Response {
+async fn send(State(app): State<Arc<App>>, Query(q): Query<SendQuery>, headers: HeaderMap, body: Body) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     if !app.origin_allowed(origin) {
         Metrics::inc(&app.metrics.origin_rejections_total);
@@ -327,6 +349,10 @@ async fn send(State(app): State<Arc<App>>, Query(q): Query<SendQuery>, headers: 
         let limit = app.settings.rate_limit;
         return reply(StatusCode::TOO_MANY_REQUESTS, ServerFrame::error(wire::error::RATE_LIMITED, format!("more than {limit} frames per second; frame dropped")));
     }
+    let body = match read_body(&app, &headers, body).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
     let Ok(text) = std::str::from_utf8(&body) else {
         Metrics::inc(&app.metrics.bad_frames_total);
         return reply(StatusCode::BAD_REQUEST, ServerFrame::error(wire::error::BAD_JSON, "body is not UTF-8"));
@@ -359,6 +385,30 @@ async fn send(State(app): State<Arc<App>>, Query(q): Query<SendQuery>, headers: 
                 _ => StatusCode::OK,
             };
             reply(status, frame)
+        }
+    }
+}
+
+/// The body of `POST /send`, read only once its token passed, at most `max_frame_bytes`, and
+/// within `CHAT_HEADER_TIMEOUT_MS`: the listener's timeouts end where a request is complete, and
+/// a client trickling its body would otherwise hold the connection for ever.
+// The error is the HTTP answer itself, as in check_connect.
+#[allow(clippy::result_large_err)]
+async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let limit = app.settings.max_frame_bytes;
+    let too_big = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("the frame is over {limit} bytes (max_frame_bytes)\n"));
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_big());
+    }
+    let wait = Duration::from_millis(app.settings.header_timeout_ms);
+    match tokio::time::timeout(wait, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        // Over the limit as it arrived (chunked), or the client went away.
+        Ok(Err(_)) => Err(too_big()),
+        Err(_) => {
+            Metrics::inc(&app.metrics.header_timeouts_total);
+            Err(plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time (CHAT_HEADER_TIMEOUT_MS)\n".into()))
         }
     }
 }

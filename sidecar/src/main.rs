@@ -5,10 +5,14 @@ mod acks;
 mod app;
 mod background;
 mod config;
+mod conn_id;
+mod edge;
 mod engine;
 mod http;
 mod hub;
+mod listener;
 mod mailbox;
+mod memory;
 mod metrics;
 mod presence;
 mod ratelimit;
@@ -61,20 +65,17 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
         "starting"
     );
     let app = app::App::start(settings, shutdown.clone()).await?;
+    memory::spawn_trimmer(app.metrics.clone(), shutdown.clone());
     // Tests and scripts wait for this exact line; it carries the real port when 0 was asked.
     println!("chat-sidecar listening on {addr}");
     tracing::info!(%addr, "listening");
-    let stop = shutdown.clone();
-    // Frames are small and latency matters: without TCP_NODELAY a frame written while the
-    // previous one is unacknowledged waits for the client's delayed ACK (up to 40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, http::router(app.clone()))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+    let limits = listener::Limits {
+        header_timeout: Duration::from_millis(app.settings.header_timeout_ms),
+        idle_timeout: Duration::from_millis(app.settings.idle_timeout_ms),
+        max_header_bytes: app.settings.max_header_bytes,
+    };
+    let admission = edge::Admission::new(app.settings.max_unauthenticated, app.metrics.clone());
+    listener::serve(listener, http::router(app.clone()), limits, admission, app.metrics.clone(), shutdown.clone(), Duration::from_secs(10)).await;
     app.tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), app.tasks.wait()).await.is_err() {
         tracing::warn!("connections did not close within 10s");

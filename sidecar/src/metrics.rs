@@ -33,6 +33,18 @@ macro_rules! metrics {
 metrics! {
     /// Client connections currently open.
     connections: gauge,
+    /// HTTP connections open (WebSockets leave this count once upgraded).
+    http_connections: gauge,
+    /// Connections that have not authenticated yet (no complete request, or a WebSocket waiting for its auth frame).
+    unauthenticated_connections: gauge,
+    /// Unauthenticated connections closed to make room for newer ones (CHAT_MAX_UNAUTHENTICATED).
+    unauthenticated_evicted_total: counter,
+    /// HTTP connections closed because a request head (or a POST /send body) did not arrive within CHAT_HEADER_TIMEOUT_MS.
+    header_timeouts_total: counter,
+    /// Kept-alive HTTP connections closed after CHAT_IDLE_TIMEOUT_MS without a request.
+    idle_timeouts_total: counter,
+    /// Requests refused with 431 because their line and headers exceeded CHAT_MAX_HEADER_BYTES.
+    oversized_headers_total: counter,
     /// Client connections authenticated since start.
     connections_total: counter,
     /// Connection attempts refused for a bad, expired or missing token.
@@ -47,6 +59,12 @@ metrics! {
     messages_trimmed_total: counter,
     /// Connections closed because their outbound queue overflowed or a write timed out.
     slow_consumer_disconnects_total: counter,
+    /// Outbound queues that overflowed their frame bound (CHAT_OUTBOUND_QUEUE); each ends its connection with 4009.
+    outbound_overflow_frames_total: counter,
+    /// Outbound queues that overflowed their byte bound (CHAT_OUTBOUND_QUEUE_BYTES); each ends its connection with 4009.
+    outbound_overflow_bytes_total: counter,
+    /// Times the node returned freed memory to the system (malloc_trim) after slow consumers were disconnected.
+    memory_trims_total: counter,
     /// Client frames refused by the rate limit.
     rate_limited_frames_total: counter,
     /// Connections closed for exceeding the frame size limit.
@@ -55,6 +73,8 @@ metrics! {
     invalid_utf8_total: counter,
     /// Client frames answered with an error frame (bad JSON, unknown type, ...).
     bad_frames_total: counter,
+    /// Client payloads (`send`, `signal`, `POST /send`) refused because they are not I-JSON (RFC 7493).
+    payloads_refused_total: counter,
     /// Connections closed by chat_kick.
     kicks_total: counter,
     /// Redis commands that failed.

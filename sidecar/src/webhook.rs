@@ -1,8 +1,11 @@
 //! Signed webhooks to the PHP app: "these messages wait for an offline user", so the app can
 //! send a mobile push, SMS or mail.
 //!
-//! The body is JSON; `X-Chat-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with
-//! `CHAT_WEBHOOK_SECRET`. Each delivery has an id (`X-Chat-Delivery`, also in the body) so the
+//! The body is JSON; `X-Chat-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw
+//! body>">` with `CHAT_WEBHOOK_SECRET` (Stripe's scheme): the timestamp is signed with the
+//! body, so a receiver refuses a captured request replayed later than its tolerance (5 minutes
+//! in `Chat\Webhook::verify`) even after it has forgotten the delivery ids it handled. Each
+//! attempt is signed when it is sent, so a retry after a long backoff is not stale. Each delivery has an id (`X-Chat-Delivery`, also in the body) so the
 //! app can drop a retried duplicate. Failed deliveries (network error or non-2xx) are retried
 //! with exponential backoff; in-flight deliveries are bounded, and beyond the bound new ones
 //! are dropped with an error log rather than growing memory.
@@ -69,9 +72,9 @@ impl Webhook {
         let me = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let signature = sign(me.secret.as_bytes(), body.as_bytes());
             let mut backoff = Duration::from_millis(500);
             for attempt in 0..=me.retries {
+                let signature = sign(me.secret.as_bytes(), unix_now(), body.as_bytes());
                 let sent = me
                     .client
                     .post(&me.url)
@@ -102,13 +105,24 @@ impl Webhook {
     }
 }
 
-/// `sha256=<hex>` of HMAC-SHA256(secret, body).
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `t=<timestamp>,v1=<hex>`: HMAC-SHA256(secret, "<timestamp>.<body>").
+pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let t = timestamp.to_string();
+    format!("t={t},v1={}", hmac_hex(secret, &[t.as_bytes(), b".", body]))
+}
+
+/// Lowercase hex of HMAC-SHA256(secret, the parts one after the other).
+fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
+    for part in parts {
+        mac.update(part);
+    }
     let digest = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256=");
+    let mut out = String::with_capacity(64);
     for b in digest {
         out.push_str(&format!("{b:02x}"));
     }
@@ -118,11 +132,20 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn signature_matches_the_rfc4231_test_vector() {
+    fn the_hmac_matches_the_rfc4231_test_vector() {
         // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
         assert_eq!(
-            super::sign(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            super::hmac_hex(b"Jefe", &[b"what do ya want ", b"for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn the_signature_covers_the_timestamp_and_the_body() {
+        // printf '1763769600.{}' | openssl dgst -sha256 -hmac Jefe
+        assert_eq!(
+            super::sign(b"Jefe", 1_763_769_600, b"{}"),
+            "t=1763769600,v1=cef68ab8bbf53844dbf801eb4f58f882785707909bf2692f5a9361e5fe0acded"
         );
     }
 }

@@ -216,3 +216,34 @@ async fn sse_binds_long_poll_needs_a_token_and_unbound_connections_can_time_out(
     assert_eq!(sse.next().await.data["data"], json!({"n": 2}));
 }
 
+
+#[tokio::test]
+async fn client_ids_are_short_and_no_neighbour_of_one_is_another_connection() {
+    use chat_protocol::live::{client_id, split_client_id};
+    let redis = Redis::start();
+    let node = Sidecar::start_with(&redis, &[ANONYMOUS]);
+    let php = Php::new(&redis);
+    let mut held = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let (c, id) = anonymous(&node).await;
+        held.push(c);
+        ids.push(id);
+    }
+    // What an attacker who saw some ids would try: the numbers next to them, as a counter
+    // would have handed out.
+    let mut guesses = Vec::new();
+    for id in &ids {
+        let (node_id, n) = split_client_id(id).unwrap_or_else(|| panic!("{id} is <node>-<base 36>"));
+        assert!(id.len() - node_id.len() - 1 <= 13, "{id}: at most 13 digits");
+        guesses.extend([n.wrapping_sub(1), n.wrapping_add(1), n.wrapping_add(2)].map(|g| client_id(node_id, g)));
+    }
+    let lookup = |list: &[String]| format!("array_map(fn ($id) => chat_client($id) !== null, json_decode({:?}))", json!(list).to_string());
+    assert_eq!(php.json(&lookup(&ids)).await, json!(vec![true; ids.len()]), "every id is live and addressable");
+    assert_eq!(php.json(&lookup(&guesses)).await, json!(vec![false; guesses.len()]), "no neighbour of an id is a connection");
+    // The ids spread over the whole range rather than counting up from where the node started.
+    let mut numbers: Vec<u64> = ids.iter().map(|id| split_client_id(id).unwrap().1).collect();
+    numbers.sort_unstable();
+    assert!(numbers.windows(2).all(|w| w[1] - w[0] > 1 << 20), "{ids:?}");
+    assert!(numbers[numbers.len() - 1] > 1 << 50, "{ids:?}");
+}

@@ -51,18 +51,33 @@ async fn offline_messages_are_announced_once_signed_and_retried() {
     assert_eq!(all.iter().filter(|r| r.answered == 500).count(), 2);
     assert!(all.iter().filter(|r| r.answered == 500).all(|f| accepted.iter().any(|a| a.delivery == f.delivery && a.body == f.body)));
 
-    // Every request carries a valid signature, checked the way a PHP app checks it.
+    // Every request carries a valid, fresh signature, checked the way a PHP app checks it
+    // (Chat\Webhook from the chat-php package); replayed later than the tolerance, or with its
+    // timestamp moved, the same request is refused.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     for r in &all {
+        let t = r.signed_at().unwrap_or_else(|| panic!("no timestamp in {:?}", r.signature));
+        assert!(t.abs_diff(now) < 120, "signed at {t}, now {now}");
         let body = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(body.path(), &r.body).unwrap();
-        let verdict = php
+        let verdicts = php
             .run(&format!(
-                r#"$body = file_get_contents({:?}); echo hash_equals('sha256=' . hash_hmac('sha256', $body, {HOOK_SECRET:?}), {:?}) ? 'valid' : 'forged';"#,
-                body.path().display().to_string(),
-                r.signature
+                r#"{prelude} $body = file_get_contents({path:?}); $sig = {sig:?}; $t = {t};
+                $moved = preg_replace('/t=\d+/', 't=' . ($t + 3600), $sig);
+                echo json_encode([
+                    Webhook::verify($body, $sig, {HOOK_SECRET:?}),
+                    Webhook::verify($body, $sig, {HOOK_SECRET:?}, now: $t + 300),
+                    Webhook::verify($body, $sig, {HOOK_SECRET:?}, now: $t + 301),
+                    Webhook::verify($body, $sig, {HOOK_SECRET:?}, tolerance: 60, now: $t + 61),
+                    Webhook::verify($body, $moved, {HOOK_SECRET:?}, now: $t + 3600),
+                    Webhook::verify($body . ' ', $sig, {HOOK_SECRET:?}),
+                ]);"#,
+                prelude = chat_e2e::webhook_prelude(),
+                path = body.path().display().to_string(),
+                sig = r.signature,
             ))
             .await;
-        assert_eq!(verdict, "valid");
+        assert_eq!(verdicts, "[true,true,false,false,false,false]", "fresh, within 5 min; replayed after 5 min, after a 60 s tolerance, with its timestamp moved, with the body changed");
     }
     assert!(sidecar.metric("webhook_retries_total").await >= 2);
 }

@@ -344,6 +344,21 @@ impl Sidecar {
             .unwrap_or_else(|| panic!("metric {name} not found in:\n{body}"))
     }
 
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The node's resident memory (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("the node is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// Stops with SIGKILL (a crash), not a graceful shutdown.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -562,10 +577,24 @@ pub fn url_encode(s: &str) -> String {
 /// A webhook we received, and what we answered.
 #[derive(Debug, Clone)]
 pub struct WebhookRequest {
+    /// `X-Chat-Signature`: `t=<unix seconds>,v1=<hex>`.
     pub signature: String,
     pub delivery: String,
     pub body: String,
     pub answered: u16,
+}
+
+impl WebhookRequest {
+    /// The signature's timestamp (`t=`), when it has one.
+    pub fn signed_at(&self) -> Option<u64> {
+        self.signature.split(',').find_map(|item| item.trim().strip_prefix("t=")?.parse().ok())
+    }
+}
+
+/// PHP code loading `Chat\Webhook` from the chat-php package (php-examples/chat-php).
+pub fn webhook_prelude() -> String {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../php-examples/chat-php/src/Webhook.php");
+    format!("require {src:?}; use Chat\\Webhook;")
 }
 
 /// An HTTP endpoint that answers 500 to the first `failures` webhooks of event

@@ -615,6 +615,6 @@ class Gateway
     private static function wellFormed($client_id): bool
     {
         return (is_string($client_id) || is_int($client_id))
-            && preg_match('/\A[A-Za-z0-9_.@+-]{1,126}-[0-9]{1,20}\z/', (string) $client_id) === 1;
+            && preg_match('/\A[A-Za-z0-9_.@+-]{1,126}-[0-9a-z]{1,13}\z/', (string) $client_id) === 1;
     }
 }

@@ -48,10 +48,11 @@ var_dump($redis->command('XLEN', "$ns-env:{u:bob}:stream"));
 
 echo "-- webhooks\n";
 $body = '{"event":"message.offline","delivery":"01JD8X0000000000000000DLVR","user":"bob","count":0,"messages":[]}';
-var_dump($chat->verifyWebhook($body, 'sha256=' . hash_hmac('sha256', $body, 'hook-secret')));
-var_dump($chat->verifyWebhook($body, 'sha256=' . hash_hmac('sha256', $body, 'guess')));
+var_dump($chat->verifyWebhook($body, \Chat\Webhook::sign($body, 'hook-secret')));
+var_dump($chat->verifyWebhook($body, \Chat\Webhook::sign($body, 'guess')));
+var_dump($chat->verifyWebhook($body, \Chat\Webhook::sign($body, 'hook-secret', time() - 301)));
 var_dump($chat->verifyWebhook($body, null));
-show(fn () => ChatManager::fromConfig(['webhook_secret' => null])->verifyWebhook($body, 'sha256=00'));
+show(fn () => ChatManager::fromConfig(['webhook_secret' => null])->verifyWebhook($body, 't=1,v1=00'));
 
 echo "-- mistakes in config/chat.php are reported, not ignored\n";
 show(fn () => ChatManager::fromConfig(['redis_uri' => 'redis://x', 'token_tll' => 60]));
@@ -81,6 +82,7 @@ wss://chat.example/ws
 int(2)
 -- webhooks
 bool(true)
+bool(false)
 bool(false)
 bool(false)
 Chat\ChatException: config/chat.php: webhook_secret is not set, so webhooks cannot be checked

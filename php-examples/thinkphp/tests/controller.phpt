@@ -69,9 +69,10 @@ reply($controller->send(send(['user_id' => 42], 'bob', 'hi')));
 echo "-- POST /chat/webhook\n";
 // The shape chat-sidecar sends (sidecar/src/webhook.rs).
 $body = '{"event":"message.offline","delivery":"01JD8X0000000000000000DLVR","user":"bob","count":1,"messages":[{"type":"message","id":"01JD8X0000000000000000MSG1","conv":"u:bob","seq":3,"from":"alice","to":"bob","ts":1732230000123,"data":{"text":"hi"}}]}';
-$signed = fn (string $b) => ['x-chat-signature' => 'sha256=' . hash_hmac('sha256', $b, 'hook-secret')];
+$signed = fn (string $b, ?int $t = null) => ['x-chat-signature' => \Chat\Webhook::sign($b, 'hook-secret', $t)];
 reply($controller->webhook(new Request(headers: $signed($body), content: $body)));
-reply($controller->webhook(new Request(headers: ['x-chat-signature' => 'sha256=' . str_repeat('0', 64)], content: $body)));
+reply($controller->webhook(new Request(headers: ['x-chat-signature' => 't=' . time() . ',v1=' . str_repeat('0', 64)], content: $body)));
+reply($controller->webhook(new Request(headers: $signed($body, time() - 3600), content: $body)));
 reply($controller->webhook(new Request(content: $body)));
 reply($controller->webhook(new Request(headers: $signed('not json'), content: 'not json')));
 $unconfigured = new Chat(ChatManager::fromConfig([]));
@@ -112,6 +113,7 @@ a form post, which another site's page can make a browser send: refused
 503 {"error":"chat is temporarily unavailable, try again"}
 -- POST /chat/webhook
 200 {"ok":true,"event":"message.offline","delivery":"01JD8X0000000000000000DLVR"}
+401 {"error":"bad signature"}
 401 {"error":"bad signature"}
 401 {"error":"bad signature"}
 400 {"error":"expected a JSON object"}

@@ -11,7 +11,7 @@
 //! queue flags the connection as too slow instead of growing memory.
 //!
 //! A payload may be addressed to some connections only (`@ids` / `!ids`, see
-//! [`chat_protocol::live`]): client ids are `<node id>-<ConnId>`, so the hub keeps this node's
+//! [`chat_protocol::live`]): client ids are `<node id>-<ConnId in base 36>`, so the hub keeps this node's
 //! id and hands such a payload only to the local subscribers it names (or does not name).
 //!
 //! The pub/sub connection itself lives in [`link`]. When it drops, the link reconnects,
@@ -35,8 +35,7 @@ use crate::metrics::Metrics;
 mod link;
 mod resp;
 
-/// Identifies a connection on this node.
-pub type ConnId = u64;
+pub use crate::conn_id::ConnId;
 
 /// Something for one connection to act on.
 #[derive(Debug, Clone)]
@@ -294,7 +293,8 @@ impl Hub {
         for s in t.subscribers.iter() {
             let admitted = items.iter().filter(|(reach, _)| reach.admits(s.conn));
             // A full mailbox ends its connection by itself (it resumes from its cursors).
-            let _ = s.tx.send_all(admitted.map(|(_, item)| item.clone()));
+            let sent = s.tx.send_all(admitted.map(|(_, item)| item.clone()));
+            self.count_overflow(sent);
         }
     }
 
@@ -376,8 +376,19 @@ impl Hub {
     pub fn tell(&self, topic: &str, item: Outbound, pick: impl Fn(ConnId) -> bool) {
         if let Some(t) = self.topics.lock().unwrap().get(topic) {
             for s in t.subscribers.iter().filter(|s| pick(s.conn)) {
-                offer(s, item.clone());
+                self.count_overflow(s.tx.try_send(item.clone()));
             }
+        }
+    }
+
+    /// Counts a mailbox's first overflow by the bound it passed. The connection ends by itself
+    /// (4009) and resumes from its cursors.
+    fn count_overflow(&self, sent: Result<(), crate::mailbox::Full>) {
+        use crate::mailbox::Full;
+        match sent {
+            Ok(()) | Err(Full::Already) => {}
+            Err(Full::Frames) => Metrics::inc(&self.metrics.outbound_overflow_frames_total),
+            Err(Full::Bytes) => Metrics::inc(&self.metrics.outbound_overflow_bytes_total),
         }
     }
 
@@ -395,7 +406,7 @@ impl Hub {
     }
 
     fn resync_all(&self) {
-        self.each_subscriber(|s| offer(s, Outbound::Resync));
+        self.each_subscriber(|s| self.count_overflow(s.tx.try_send(Outbound::Resync)));
     }
 
     /// Every subscription of every topic (a connection in several topics comes once per topic).
@@ -438,19 +449,30 @@ impl Outbound {
             _ => 1,
         }
     }
+
+    /// What it weighs against the byte bound: the frames it will write (a batch is summed for
+    /// each queue it enters, about a nanosecond per message, against ~190 ns of the node's CPU per
+    /// delivery measured in docs/BENCHMARKS.md).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Outbound::Message(m) => m.ws_frame.len(),
+            Outbound::Batch(b) => b.iter().map(|m| m.ws_frame.len()).sum(),
+            Outbound::Event(frame) => frame.len(),
+            Outbound::Kick(reason) => reason.len(),
+            Outbound::Joined { group, .. } | Outbound::Left { group } => group.len(),
+            Outbound::Bind(uid) => uid.len(),
+            Outbound::Resync | Outbound::Heartbeat => 0,
+        }
+    }
 }
 
-fn offer(s: &Subscriber, item: Outbound) {
-    // A full mailbox ends its connection by itself (it resumes from its cursors).
-    let _ = s.tx.try_send(item);
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sub(conn: ConnId) -> Subscriber {
-        Subscriber { conn, tx: crate::mailbox::channel(1).0 }
+        Subscriber { conn, tx: crate::mailbox::channel(1, usize::MAX).0 }
     }
 
     fn conns(s: &Subscribers) -> Vec<ConnId> {

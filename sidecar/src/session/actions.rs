@@ -5,11 +5,11 @@
 //! and `POST /send` (which holds no session and asks Redis), so the rules are written once.
 
 use chat_protocol::scripts::{self, Push};
-use chat_protocol::wire::{self, ServerFrame, Target};
 use std::time::Duration;
 
 use chat_protocol::topology::Durability;
-use chat_protocol::{ids, Conversation, MessageId};
+use chat_protocol::wire::{self, ServerFrame, Target, WireError};
+use chat_protocol::{ids, ijson, Conversation, MessageId};
 
 use crate::app::App;
 use crate::metrics::Metrics;
@@ -61,6 +61,18 @@ fn unavailable(app: &App, what: &str, e: redis::RedisError) -> ServerFrame {
     Metrics::inc(&app.metrics.redis_errors_total);
     tracing::warn!(error = %e, "{what}");
     ServerFrame::error(wire::error::UNAVAILABLE, "chat backend unavailable; retry")
+}
+
+/// Refuses a payload some consumer downstream could not read (a lone surrogate, `1e400`, nesting
+/// past `ijson::MAX_DEPTH`, a repeated member name): it would be stored and then break MySQL
+/// persistence, `chat_history()` and replays for everyone in the conversation. The limit is the
+/// frame's own (`CHAT_MAX_FRAME_BYTES`), which the payload is part of.
+fn check_payload(app: &App, kind: &'static str, data: &str) -> Result<(), WireError> {
+    ijson::validate_str(data, app.settings.max_frame_bytes).map_err(|e| {
+        Metrics::inc(&app.metrics.bad_frames_total);
+        Metrics::inc(&app.metrics.payloads_refused_total);
+        WireError::BadFrame { kind, detail: format!("data is not I-JSON (RFC 7493): {e}") }
+    })
 }
 
 impl Actor<'_> {
@@ -137,6 +149,9 @@ impl Actor<'_> {
         let refuse = |code: &str, message: String, r#ref| ServerFrame::Error { code: code.to_owned(), message, r#ref };
         if !self.app.settings.client_send {
             return refuse(wire::error::SEND_DISABLED, "clients may not send on this node; the app sends through chat_push()".into(), r#ref);
+        }
+        if let Err(e) = check_payload(self.app, "send", data) {
+            return refuse(e.code(), e.to_string(), r#ref);
         }
         let (targets, to, own_conv) = match &target {
             Target::User(to) => {
@@ -261,6 +276,9 @@ impl Actor<'_> {
 
     /// WebRTC signalling between two members of a group, relayed to the target's devices.
     pub async fn signal(&self, group: &str, to: &str, data: &str, known: Known) -> Option<ServerFrame> {
+        if let Err(e) = check_payload(self.app, "signal", data) {
+            return Some(ServerFrame::error(e.code(), e.to_string()));
+        }
         if let Err(e) = self.in_group(group, known).await {
             return Some(e);
         }

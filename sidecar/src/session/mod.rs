@@ -69,7 +69,7 @@ pub fn verify_token(app: &App, token: &str) -> Result<Claims, Exit> {
 
 /// This node's name for connection `conn` (what `chat_user_devices()` and `welcome` show).
 pub fn conn_name(app: &App, conn: ConnId) -> String {
-    format!("{}-{}", app.settings.node_id, conn)
+    chat_protocol::live::client_id(&app.settings.node_id, conn)
 }
 
 /// What an anonymous session needs to become a user's later (kept only while it has none).
@@ -87,7 +87,7 @@ const BIND_REPLY_TTL_MS: u64 = 60_000;
 /// the session is anonymous until the app binds it (only when `CHAT_ANONYMOUS_CONNECT` is on;
 /// the transports check that).
 pub fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: Option<Claims>, hs: Handshake) -> impl Future<Output = ()> + Send {
-    let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue);
+    let (tx, mut rx) = mailbox::channel(app.settings.outbound_queue, app.settings.outbound_queue_bytes);
     let unbound = match claims {
         Some(_) => None,
         None => {

@@ -72,8 +72,10 @@ pub struct PollTransport {
     fed: Option<Cursors>,
     answered: Option<Cursors>,
     grace: Duration,
-    /// Frames buffered without a request before the session counts as too slow.
+    /// Frames, and bytes of them, buffered without a request before the session waits for the
+    /// client's next poll (`CHAT_OUTBOUND_QUEUE`, `CHAT_OUTBOUND_QUEUE_BYTES`).
     max_frames: usize,
+    max_bytes: usize,
     idle_since: Instant,
 }
 
@@ -83,7 +85,7 @@ const ANSWER_BYTES: usize = 512 * 1024;
 
 impl PollTransport {
     /// A new session's transport, holding its first request, registered under `conn`.
-    pub fn new(polls: Arc<Polls>, conn: String, uid: Arc<str>, first: Attach, grace: Duration, max_frames: usize) -> Self {
+    pub fn new(polls: Arc<Polls>, conn: String, uid: Arc<str>, first: Attach, grace: Duration, max_frames: usize, max_bytes: usize) -> Self {
         let (tx, attaches) = mpsc::channel(4);
         polls.insert(conn.clone(), uid, tx);
         let now = Instant::now();
@@ -98,6 +100,7 @@ impl PollTransport {
             answered: None,
             grace,
             max_frames: max_frames.max(ANSWER_FRAMES),
+            max_bytes: max_bytes.max(ANSWER_BYTES),
             idle_since: now,
         }
     }
@@ -165,7 +168,7 @@ impl Transport for PollTransport {
         if self.frames.len() >= ANSWER_FRAMES || self.bytes >= ANSWER_BYTES {
             if self.held.is_some() {
                 self.answer(None);
-            } else if self.frames.len() >= self.max_frames {
+            } else if self.frames.len() >= self.max_frames || self.bytes >= self.max_bytes {
                 // Backpressure: wait for the client's next poll instead of buffering more.
                 let deadline = self.idle_since + self.grace;
                 let next = tokio::select! {

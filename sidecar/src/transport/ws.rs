@@ -16,9 +16,8 @@ use chat_protocol::wire::{self, close, ClientFrame, Cursors};
 use chat_protocol::Claims;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -28,7 +27,8 @@ use crate::app::App;
 use crate::hub::LiveMessage;
 use crate::metrics::Metrics;
 
-pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+/// A WebSocket on the plain socket (`edge::upgraded_socket`).
+pub type Ws = WebSocketStream<TcpStream>;
 
 pub struct WsTransport {
     ws: Ws,
@@ -106,25 +106,39 @@ impl WsTransport {
         let token = match token {
             Some(t) => t,
             None if app.settings.anonymous_connect => return Ok(None),
-            None => {
-                let wait = Duration::from_millis(app.settings.auth_timeout_ms);
-                match tokio::time::timeout(wait, self.ws.next()).await {
-                    Err(_) => return Err(close_with(close::AUTH_TIMEOUT, "no token: pass ?token=, an Authorization: Bearer header, or an auth frame first")),
-                    Ok(Some(Ok(Message::Text(t)))) => match wire::parse_client(&t) {
-                        Ok(ClientFrame::Auth { token, cursors: from_frame }) => {
-                            if from_frame.is_some() {
-                                *cursors = from_frame;
-                            }
-                            token
-                        }
-                        _ => return Err(close_with(close::AUTH_TIMEOUT, "the first frame must be {\"type\":\"auth\",\"token\":\"...\"}")),
-                    },
-                    Ok(Some(Err(e))) => return Err(self.read_error(e)),
-                    Ok(_) => return Err(Exit::Gone),
-                }
-            }
+            None => self.auth_frame(Duration::from_millis(app.settings.auth_timeout_ms), cursors).await?,
         };
         crate::session::verify_token(app, &token).map(Some)
+    }
+
+    /// Waits for the `auth` frame. Anything else first — another text frame, a binary frame, a
+    /// ping — closes with 4003 as docs/PROTOCOL.md promises; an unsolicited pong is a heartbeat
+    /// (RFC 6455 §5.5.3) and is passed over; a close is answered like any other.
+    async fn auth_frame(&mut self, wait: Duration, cursors: &mut Option<Cursors>) -> Result<String, Exit> {
+        const NOT_AUTH: &str = "the first frame must be {\"type\":\"auth\",\"token\":\"...\"}";
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(close_with(close::AUTH_TIMEOUT, "no token: pass ?token=, an Authorization: Bearer header, or an auth frame first")),
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(self.read_error(e)),
+                Ok(None) => return Err(Exit::Gone),
+            };
+            return match msg {
+                Message::Text(t) => match wire::parse_client(&t) {
+                    Ok(ClientFrame::Auth { token, cursors: from_frame }) => {
+                        if from_frame.is_some() {
+                            *cursors = from_frame;
+                        }
+                        Ok(token)
+                    }
+                    _ => Err(close_with(close::AUTH_TIMEOUT, NOT_AUTH)),
+                },
+                Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Close(_) => Err(Exit::ClientClosed),
+                Message::Binary(_) | Message::Ping(_) => Err(close_with(close::AUTH_TIMEOUT, NOT_AUTH)),
+            };
+        }
     }
 
     fn read_error(&self, e: WsError) -> Exit {
@@ -225,17 +239,26 @@ impl Transport for WsTransport {
 
     /// Sends the close frame (or answers the client's), then waits briefly for the handshake.
     async fn finish(mut self, exit: Exit) {
+        let limit = self.write_timeout.min(Duration::from_secs(2));
         let frame = match exit {
             Exit::Gone => return,
-            Exit::ClientClosed => None,
+            Exit::ClientClosed => {
+                // Tungstenite queued the answer when it read the client's close — the client's
+                // code echoed, or 1002 for a code RFC 6455 does not allow — and a flush sends it
+                // (a second close() would be refused as SendAfterClosing, and the client saw
+                // 1006). Frames still in `out` are dropped: nothing may follow a close. Then the
+                // server closes TCP first (§7.1.1): dropping the stream does.
+                let _ = tokio::time::timeout(limit, self.ws.flush()).await;
+                return;
+            }
             Exit::Close(code, reason) => Some(CloseFrame { code: code.into(), reason: truncate(reason).into() }),
         };
         if self.write_out().await.is_err() {
             return;
         }
-        let limit = self.write_timeout.min(Duration::from_secs(2));
         let _ = tokio::time::timeout(limit, async {
-            if self.ws.close(frame).await.is_ok() {
+            // A pong tungstenite holds must go first: it would write it after the close frame.
+            if self.ws.flush().await.is_ok() && self.ws.close(frame).await.is_ok() {
                 while let Some(Ok(_)) = self.ws.next().await {}
             }
         })
