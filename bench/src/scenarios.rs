@@ -305,8 +305,13 @@ fn latency(h: &Histogram<u64>) -> Latency {
     Latency { count: h.len(), p50_ms: ms(0.50), p99_ms: ms(0.99), p999_ms: ms(0.999), max_ms: h.max() as f64 / 1000.0 }
 }
 
+/// An empty Redis whose namespaces are declared whole, as the first sidecar on a new Redis
+/// does: the peer's namespace has no sidecar, and pushes are refused without the marker.
 async fn flush(redis: &Redis) -> anyhow::Result<()> {
     redis.cmd(&["FLUSHALL"]).await?;
+    for ns in [NS_CHAT, NS_PEER] {
+        redis.cmd(&["SET", &format!("{ns}:dataset"), "g1"]).await?;
+    }
     Ok(())
 }
 
