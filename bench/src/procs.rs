@@ -93,6 +93,29 @@ impl Redis {
         bail!("redis-server did not come up on port {port}:\n{}", tail(&env.log("redis")))
     }
 
+    /// A replica of `master`, in sync when this returns; stopped when dropped.
+    pub async fn start_replica(env: &Env, master: &Redis) -> anyhow::Result<Redis> {
+        let port = free_port();
+        let dir = env.tmp.path().join(format!("replica-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let child = command("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .args(["--replicaof", "127.0.0.1", &master.port.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::fs::File::create(env.log("redis-replica"))?)
+            .spawn()
+            .context("redis-server not found: run `make deps`")?;
+        let r = Redis { port, child };
+        for _ in 0..500 {
+            if r.cmd(&["INFO", "replication"]).await.ok().is_some_and(|i| i.contains("master_link_status:up")) {
+                return Ok(r);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bail!("the replica did not sync:\n{}", tail(&env.log("redis-replica")))
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -377,7 +400,8 @@ impl Php {
             .arg("-d")
             .arg(format!("extension={}", self.ext.display()))
             .arg("-d")
-            .arg(format!("chat.redis_url={}", self.redis_url))
+            // Quoted: an INI value with `=` or `&` (a URL with parameters) must be.
+            .arg(format!("chat.redis_url=\"{}\"", self.redis_url))
             .arg("-d")
             .arg(format!("chat.namespace={}", self.ns))
             .arg("-d")

@@ -181,6 +181,11 @@ fn rows(r: &Results) -> Vec<Row> {
         if p.ceiling_4_clients > 0.0 {
             out.push(row(scen.clone(), "same script, 4 redis-benchmark clients (ceiling of 3)", format!("{}/s", k(p.ceiling_4_clients)), dash(), dash(), "-", "-"));
         }
+        if p.replica_ack_per_s > 0.0 {
+            let us = |rate: f64| 1e6 / rate.max(1e-9);
+            let cost = format!("+{:.1} µs/push", us(p.replica_ack_per_s) - us(p.with_replica_per_s));
+            out.push(row(scen.clone(), "calls/s with a replica confirming each (?replicas=1)", k(p.replica_ack_per_s), format!("without {}", k(p.with_replica_per_s)), format!("{:.2}x, {cost}", p.replica_ack_per_s / p.with_replica_per_s.max(1e-9)), "(measure)", "-"));
+        }
         if !p.same_script {
             out.push(row(scen, "same script as push.lua", "NO: rebuild the extension".into(), dash(), dash(), "-", "-"));
         }

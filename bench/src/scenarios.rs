@@ -186,6 +186,12 @@ pub struct PushRate {
     /// machine takes from four producers with nothing delivering — the ceiling of scenario 3.
     #[serde(default)]
     pub ceiling_4_clients: f64,
+    /// The same pushes with a replica attached: without asking it to confirm (`replicas=0`) and
+    /// with (`?replicas=1`: push + WAIT in one round trip), medians of calls/s.
+    #[serde(default)]
+    pub with_replica_per_s: f64,
+    #[serde(default)]
+    pub replica_ack_per_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -740,6 +746,7 @@ pub async fn push_rate(env: &Env, redis: &Redis, plan: &Plan) -> anyhow::Result<
         floor_rates.push(redis_benchmark(redis, 1, plan.push_calls, &command).await?);
     }
     let ceiling_4_clients = redis_benchmark(redis, 4, plan.push_calls * 4, &command).await?;
+    let (with_replica_per_s, replica_ack_per_s) = replica_ack(env, redis, plan).await?;
     let (pm, fm) = (median(&php_rates), median(&floor_rates));
     Ok(PushRate {
         calls: plan.push_calls,
@@ -752,7 +759,28 @@ pub async fn push_rate(env: &Env, redis: &Redis, plan: &Plan) -> anyhow::Result<
         command,
         ceiling_4_clients,
         same_script,
+        with_replica_per_s,
+        replica_ack_per_s,
     })
+}
+
+/// What asking a replica to confirm each push costs: a replica of the run's Redis is started,
+/// then the same pushes run with `replicas=0` and with `?replicas=1` (push and WAIT in one round
+/// trip), alternating rounds. Returns both medians, calls/s.
+async fn replica_ack(env: &Env, redis: &Redis, plan: &Plan) -> anyhow::Result<(f64, f64)> {
+    let replica = Redis::start_replica(env, redis).await?;
+    let mut php = Php::new(env, redis, NS_CHAT);
+    let base = redis.url();
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..plan.push_rounds {
+        for (url, rates) in [(format!("{base}?replicas=0"), &mut without), (format!("{base}?replicas=1"), &mut with)] {
+            php.redis_url = url;
+            let v = php.run_json("push_rate.php", &["ra".into(), plan.push_calls.to_string()]).await?;
+            rates.push(v["calls"].as_f64().unwrap_or(0.0) / (v["ns"].as_f64().unwrap_or(1.0) / 1e9));
+        }
+    }
+    drop(replica);
+    Ok((median(&without), median(&with)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -416,7 +416,8 @@ impl Php {
             .arg("-d")
             .arg(format!("extension={}", ext.display()))
             .arg("-d")
-            .arg(format!("chat.redis_url={}", self.redis_url))
+            // Quoted: an INI value with `=` or `&` (a URL with parameters) must be.
+            .arg(format!("chat.redis_url=\"{}\"", self.redis_url))
             .arg("-d")
             .arg(format!("chat.jwt_secret={SECRET}"))
             .args(self.ini.iter().flat_map(|s| ["-d", s.as_str()]))
