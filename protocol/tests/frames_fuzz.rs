@@ -204,7 +204,7 @@ proptest! {
             return Err(TestCaseError::fail(format!("not a send frame: {frame}")));
         };
         prop_assert_eq!(raw.get(), data.as_str());
-        let env = envelope::format("01JD3X6W8M4B2Q9T5R7Y0ZKC1N", "u:bob", 7, Some("alice"), Some("bob"), 1, raw.get());
+        let env = envelope::format("01JD3X6W8M4B2Q9T5R7Y0ZKC1N", "u:bob", 7, Some(1764950400000000), Some("alice"), Some("bob"), 1, raw.get());
         prop_assert_eq!(envelope::data_of(&env), Some(data.as_str()));
         let parsed: Envelope = serde_json::from_str(&env).map_err(|e| TestCaseError::fail(format!("{e}: {env}")))?;
         // serde_json's float parsing is not exact (no float_roundtrip), so compare with the
