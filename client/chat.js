@@ -74,6 +74,7 @@ export class ChatClient extends EventTarget {
     this.duplicatesDropped = 0;
 
     this._cursors = {};
+    this._recentIds = new Map();     // conv -> ids of its latest messages (see _seenBefore)
     this._storedFor = null;          // uid whose stored cursors were merged already
     this._token = typeof this.options.token === 'string' ? this.options.token : null;
     this._tokenRefusals = 0;
@@ -147,7 +148,7 @@ export class ChatClient extends EventTarget {
   accept(message) {
     if (!(message.seq > (this._cursors[message.conv] ?? 0))) return false;
     this._advance(message.conv, message.seq);
-    return true;
+    return !this._seenBefore(message);
   }
 
   /** Stops resuming a conversation (e.g. a group the user left). */
@@ -250,6 +251,10 @@ export class ChatClient extends EventTarget {
           return;
         }
         this._advance(f.conv, f.seq);
+        if (this._seenBefore(f)) {
+          this.duplicatesDropped++;
+          return;
+        }
         this._emit('frame', f);
         this._emit('message', f);
         // Listeners ran synchronously above, so the message counts as processed now.
@@ -414,6 +419,22 @@ export class ChatClient extends EventTarget {
   }
 
   // ----- cursors -----
+
+  /**
+   * Whether a message with this id already reached the app in its conversation (remembering
+   * it otherwise). After a Redis failover a push the old master had published but not yet
+   * passed to a replica is repeated on the new one, under a new number: the id, not the
+   * number, tells it is the same message. The latest 256 per conversation cover that window.
+   */
+  _seenBefore(m) {
+    if (typeof m.id !== 'string') return false;
+    let recent = this._recentIds.get(m.conv);
+    if (!recent) this._recentIds.set(m.conv, (recent = new Set()));
+    if (recent.has(m.id)) return true;
+    recent.add(m.id);
+    if (recent.size > 256) recent.delete(recent.values().next().value);
+    return false;
+  }
 
   _advance(conv, seq) {
     if (seq > (this._cursors[conv] ?? 0)) {

@@ -72,48 +72,37 @@ pub struct Redis {
 
 impl Redis {
     pub async fn start(env: &Env) -> anyhow::Result<Redis> {
-        let port = free_port();
-        let dir = env.tmp.path().join("redis");
-        std::fs::create_dir_all(&dir)?;
-        let child = command("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--maxclients", "10000", "--loglevel", "warning"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(std::fs::File::create(env.log("redis"))?)
-            .spawn()
-            .context("redis-server not found: run `make deps`")?;
-        let r = Redis { port, child };
-        for _ in 0..500 {
-            if r.cmd(&["PING"]).await.ok().as_deref() == Some("PONG") {
-                return Ok(r);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        bail!("redis-server did not come up on port {port}:\n{}", tail(&env.log("redis")))
+        Redis::launch(env, "redis", &["--maxclients", "10000"], "PONG", &["PING"]).await
     }
 
     /// A replica of `master`, in sync when this returns; stopped when dropped.
     pub async fn start_replica(env: &Env, master: &Redis) -> anyhow::Result<Redis> {
+        let port = master.port.to_string();
+        Redis::launch(env, "redis-replica", &["--replicaof", "127.0.0.1", &port], "master_link_status:up", &["INFO", "replication"]).await
+    }
+
+    /// Starts redis-server with `extra` arguments, logging to `name`, and waits until the
+    /// answer to `probe` contains `ready`.
+    async fn launch(env: &Env, name: &str, extra: &[&str], ready: &str, probe: &[&str]) -> anyhow::Result<Redis> {
         let port = free_port();
-        let dir = env.tmp.path().join(format!("replica-{port}"));
+        let dir = env.tmp.path().join(format!("{name}-{port}"));
         std::fs::create_dir_all(&dir)?;
         let child = command("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .args(["--replicaof", "127.0.0.1", &master.port.to_string()])
+            .args(extra)
             .arg("--dir")
             .arg(&dir)
-            .stdout(std::fs::File::create(env.log("redis-replica"))?)
+            .stdout(std::fs::File::create(env.log(name))?)
             .spawn()
             .context("redis-server not found: run `make deps`")?;
         let r = Redis { port, child };
         for _ in 0..500 {
-            if r.cmd(&["INFO", "replication"]).await.ok().is_some_and(|i| i.contains("master_link_status:up")) {
+            if r.cmd(probe).await.ok().is_some_and(|a| a.contains(ready)) {
                 return Ok(r);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        bail!("the replica did not sync:\n{}", tail(&env.log("redis-replica")))
+        bail!("{name} did not come up on port {port}:\n{}", tail(&env.log(name)))
     }
 
     pub fn url(&self) -> String {

@@ -113,6 +113,12 @@ impl Keys {
         format!("{}:log:dead", self.ns)
     }
 
+    /// String written by the MySQL writer before it waits for the replicas (`WAIT` confirms what
+    /// a connection wrote, so the writer writes this to learn that what it read is replicated).
+    pub fn log_fence(&self) -> String {
+        format!("{}:log:fence", self.ns)
+    }
+
     /// String: `g<id>` while this Redis holds every conversation it ever had (set by the first
     /// sidecar on an empty Redis), `l<id>` once it may have lost some: conversations whose state
     /// is missing then start an epoch above any number they can have used.

@@ -110,6 +110,7 @@ impl App {
         if let Some(log_bound) = log_bound {
             Persister {
                 log_bound,
+                durability: topology.durability,
                 keys: keys.clone(),
                 redis: redis.dedicated(),
                 history: history.clone(),

@@ -1,6 +1,6 @@
 //! A device that stays connected the way chat.js does: it reconnects with backoff whenever its
-//! connection ends, resumes from its own cursors, drops a message at or below its cursor (a
-//! duplicate), and records everything it sees — for the fault tests, which then check that every
+//! connection ends, resumes from its own cursors, drops a message at or below its cursor or
+//! whose id it already has (a duplicate), and records everything it sees — for the fault tests, which then check that every
 //! accepted message arrived exactly once and in order.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use crate::url_encode;
 pub struct Seen {
     /// Messages processed (above the cursor), in order.
     pub messages: Vec<Value>,
-    /// Messages dropped as duplicates (at or below the cursor).
+    /// Messages dropped as duplicates (at or below the cursor, or an id already processed).
     pub duplicates: Vec<Value>,
     /// `reset` frames.
     pub resets: Vec<Value>,
@@ -26,6 +26,8 @@ pub struct Seen {
     pub closes: Vec<u16>,
     /// Per conversation, the last sequence processed.
     pub cursors: BTreeMap<String, u64>,
+    /// Ids of the messages processed, as chat.js remembers its latest per conversation.
+    ids: std::collections::HashSet<String>,
     /// The longest time without any frame or close while the device was supposed to listen.
     pub longest_silence: Duration,
     /// What the connection loop did, and when (for failure messages).
@@ -119,8 +121,13 @@ fn on_frame(s: &Arc<Mutex<Seen>>, f: Value) {
         Some("message") => {
             let (conv, seq) = (f["conv"].as_str().unwrap().to_owned(), f["seq"].as_u64().unwrap());
             if seq > seen.cursors.get(&conv).copied().unwrap_or(0) {
-                seen.cursors.insert(conv, seq);
-                seen.messages.push(f);
+                seen.cursors.insert(conv.clone(), seq);
+                // A push repeated on a new master after a failover comes under a new number.
+                if seen.ids.insert(format!("{conv} {}", f["id"].as_str().unwrap())) {
+                    seen.messages.push(f);
+                } else {
+                    seen.duplicates.push(f);
+                }
             } else {
                 seen.duplicates.push(f);
             }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_protocol::topology::Durability;
 use chat_protocol::{scripts, Keys};
 use crate::engine::Redis;
 use redis::Value;
@@ -25,6 +26,8 @@ pub struct Persister {
     pub keys: Keys,
     /// Most entries the log may hold (pushes are refused beyond it).
     pub log_bound: u64,
+    /// Replicas that must hold an entry before it is stored in MySQL (from CHAT_REDIS_URL).
+    pub durability: Durability,
     /// A connection of its own: XREADGROUP BLOCK would stall a shared multiplexed connection.
     pub redis: Redis,
     pub history: Option<History>,
@@ -68,7 +71,8 @@ impl Persister {
             };
             match step {
                 Ok(entries) if entries.is_empty() => own_pending = false,
-                Ok(entries) => self.process(entries, &shutdown).await,
+                // Entries not done stay pending: read them again first.
+                Ok(entries) => own_pending |= !self.process(entries, &shutdown).await,
                 Err(e) => {
                     if e.to_string().contains("NOGROUP") {
                         group_ready = false; // Redis lost its data; start over
@@ -125,7 +129,8 @@ impl Persister {
         Ok(claimed)
     }
 
-    async fn process(&mut self, entries: Vec<Entry>, shutdown: &CancellationToken) {
+    /// Stores a batch; false when it must be read again (replicas or Redis did not confirm).
+    async fn process(&mut self, entries: Vec<Entry>, shutdown: &CancellationToken) -> bool {
         let mut rows = Vec::with_capacity(entries.len());
         let mut dead = Vec::new();
         for (id, envelope) in &entries {
@@ -134,9 +139,15 @@ impl Persister {
                 None => dead.push((id.as_str(), envelope.as_str())),
             }
         }
+        // Only what the replicas hold goes to MySQL: an entry a dying master never passed on is
+        // a push that was not accepted (it threw, or is repeated on the new master under another
+        // number), and storing it would keep a message twice.
+        if !self.replicas_hold_what_was_read(shutdown).await {
+            return false;
+        }
         // Set aside, never acknowledged away: an entry nothing can store is kept for an operator.
         if !dead.is_empty() && !self.dead_letter(&dead, shutdown).await {
-            return;
+            return false;
         }
         if let Some(history) = &self.history {
             let mut backoff = Duration::from_millis(200);
@@ -152,7 +163,7 @@ impl Persister {
                         Metrics::inc(&self.metrics.mysql_errors_total);
                         tracing::warn!(error = %e, retry_in = ?backoff, rows = rows.len(), "MySQL insert failed; entries stay pending in Redis");
                         tokio::select! {
-                            _ = shutdown.cancelled() => return,
+                            _ = shutdown.cancelled() => return false,
                             _ = tokio::time::sleep(backoff) => {}
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -182,6 +193,38 @@ impl Persister {
         }
         if let Some(webhook) = &self.webhook {
             self.notify_offline(webhook.clone(), &rows).await;
+        }
+        true
+    }
+
+    /// With replicas to wait for: a small write on this connection, then `WAIT` for it. The
+    /// replication stream is ordered, so once the replicas hold this write they hold every
+    /// entry written before it, which includes everything just read. False (entries stay
+    /// pending, and are read again) when they do not confirm in time.
+    async fn replicas_hold_what_was_read(&mut self, shutdown: &CancellationToken) -> bool {
+        let d = self.durability;
+        if d.replicas == 0 {
+            return true;
+        }
+        let confirmed: redis::RedisResult<(u64,)> = redis::pipe()
+            .cmd("SET")
+            .arg(self.keys.log_fence())
+            .arg(&self.consumer)
+            .ignore()
+            .add_command(scripts::wait(d.replicas, d.timeout))
+            .query_async(&mut self.redis)
+            .await;
+        match confirmed {
+            Ok((n,)) if n >= u64::from(d.replicas) => true,
+            other => {
+                Metrics::inc(&self.metrics.unconfirmed_writes_total);
+                tracing::warn!(result = ?other, "the replicas do not confirm the log entries read; they stay pending until they do");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                false
+            }
         }
     }
 
