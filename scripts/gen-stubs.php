@@ -57,12 +57,12 @@ const DOCS = [
             'details' => 'Needs no Redis. Any other HS256 JWT library works too, as long as it sets sub and exp.',
             'params' => [
                 'uid' => ['the user the token is for (its sub claim): ' . ID_RULE, 'string|int'],
-                'ttl' => ['lifetime in seconds, at least 1; exp = now + $ttl, iat = now'],
+                'ttl' => ['lifetime in seconds, from 1 to 2592000 (30 days); exp = now + $ttl, iat = now'],
                 'claims' => ['extra claims, name => value: strings, ints, floats, booleans, null and arrays of these (nested at most 32 deep); sub, exp and iat are set by the function and refused here', 'array<string, mixed>'],
             ],
             'return' => ['string', 'the token, header.payload.signature in base64url (at most 8 KiB, the most the sidecar accepts)'],
             'throws' => [
-                'Chat\InvalidArgumentException' => 'a bad $uid; $ttl < 1; a claim named sub, exp or iat, an int claim name, or a claim holding an object, a resource, INF/NAN, invalid UTF-8 or nesting too deep; claims too large for an 8 KiB token',
+                'Chat\InvalidArgumentException' => 'a bad $uid; $ttl < 1 or over 30 days; a claim named sub, exp or iat, an int claim name, or a claim holding an object, a resource, INF/NAN, invalid UTF-8 or nesting too deep; claims too large for an 8 KiB token',
                 'Chat\ChatException' => 'chat.jwt_secret is empty',
             ],
             'example' => '$token = chat_token($user->id, 3600, [\'role\' => \'agent\']);',
@@ -121,10 +121,11 @@ const DOCS = [
         ],
         'chat_kick' => [
             'summary' => 'Closes every live connection of $uid, on every node, with WebSocket close code 4004.',
-            'details' => 'Clients are expected not to reconnect by themselves after 4004 (logout, ban). A token that is still valid can connect again, so also stop issuing tokens to a banned user.',
+            'details' => 'Clients are expected not to reconnect by themselves after 4004 (logout, ban). With $revoke_tokens every token of the user issued until now is refused from now on (close 4001, POST /send 401); tokens minted afterwards work.',
             'params' => [
                 'uid' => ['the user: ' . ID_RULE, 'string|int'],
                 'reason' => ['the close reason shown to the client: UTF-8, at most 123 bytes; null = empty'],
+                'revoke_tokens' => ['also refuse every token of the user issued until now (logout everywhere, a banned account)'],
             ],
             'return' => ['int', 'how many live connections the user had when the kick was sent'],
             'throws' => ['Chat\InvalidArgumentException' => 'a bad $uid; a reason longer than 123 bytes or not UTF-8'] + THROWS_REDIS,

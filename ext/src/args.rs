@@ -52,6 +52,15 @@ impl<'a> FromZval<'a> for StrArg<'a> {
     }
 }
 
+impl StubLiteral for StrArg<'_> {
+    // Needed for `Option<StrArg>` parameters with a `None` default (rendered `null`, so this
+    // runs only for a string default): a PHP single-quoted literal.
+    fn stub_literal(&self) -> String {
+        let text = self.lossy();
+        format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
 /// An `array` argument that may be omitted (then it is [`ArrayArg::EMPTY`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ArrayArg<'a>(Option<&'a ZendHashTable>);

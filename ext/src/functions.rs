@@ -57,10 +57,7 @@ fn token_for(uid: &StrArg<'_>, ttl: i64, claims: ArrayArg<'_>) -> Result<String>
         .filter(|t| *t >= 1)
         .ok_or_else(|| ChatError::Invalid(format!("ttl must be at least 1 second, got {ttl}")))?;
     let extra = json::claims(claims)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| ChatError::Other("the system clock is before 1970".to_owned()))?
-        .as_secs();
+    let now = unix_now()?;
     let claims = token::claims_for(&uid, now, ttl, extra)?;
     let signed = token::sign(&claims, ini::jwt_secret().as_bytes())?;
     // The sidecar refuses longer tokens; minting one would only move the failure to the browser.
@@ -307,13 +304,16 @@ fn devices(uid: &StrArg<'_>) -> Result<ZBox<ZendHashTable>> {
 }
 
 /// Closes every live connection of `$uid` (close code 4004, `$reason` as the close reason);
-/// returns how many there were. Clients are told not to reconnect by themselves.
+/// returns how many there were. Clients are told not to reconnect by themselves. With
+/// `$revoke_tokens`, every token of the user issued until now is refused from now on (a logout
+/// everywhere, a banned account); tokens minted afterwards work.
 #[php_function]
-pub fn chat_kick(uid: StrArg<'_>, reason: Option<StrArg<'_>>) -> PhpResult<i64> {
-    Ok(kick(&uid, reason.as_ref())?)
+#[php(defaults(reason = None, revoke_tokens = false))]
+pub fn chat_kick(uid: StrArg<'_>, reason: Option<StrArg<'_>>, revoke_tokens: bool) -> PhpResult<i64> {
+    Ok(kick(&uid, reason.as_ref(), revoke_tokens)?)
 }
 
-fn kick(uid: &StrArg<'_>, reason: Option<&StrArg<'_>>) -> Result<i64> {
+fn kick(uid: &StrArg<'_>, reason: Option<&StrArg<'_>>, revoke_tokens: bool) -> Result<i64> {
     let uid = user_id(uid)?;
     let reason = match reason {
         None => "",
@@ -331,6 +331,14 @@ fn kick(uid: &StrArg<'_>, reason: Option<&StrArg<'_>>) -> Result<i64> {
         }
     };
     let keys = ini::keys()?;
+    if revoke_tokens {
+        // Before the kick: a kicked client that reconnects at once must already be refused.
+        // PHP's clock, like the iat chat_token() writes; kept as long as a token can live.
+        let now = unix_now()?;
+        let key = keys.revoked(&uid);
+        let ttl = token::MAX_TTL_SECS + 24 * 3600;
+        repeatable("chat_kick", |con| redis::cmd("SET").arg(&key).arg(now).arg("EX").arg(ttl).query::<()>(con))?;
+    }
     let inv = scripts::kick(&keys, &uid, reason);
     let n = with_connection("chat_kick", |con| inv.invoke::<u64>(con))?;
     Ok(php_int(n))
@@ -413,6 +421,13 @@ fn history(conversation: &StrArg<'_>, limit: i64, before: Option<i64>) -> Result
             .map_err(|e| ChatError::Other(format!("cannot build the result array: {e}")))?;
     }
     Ok(list)
+}
+
+fn unix_now() -> Result<u64> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| ChatError::Other("the system clock is before 1970".to_owned()))?
+        .as_secs())
 }
 
 /// A validated user id (the protocol's definition: it becomes part of Redis keys).

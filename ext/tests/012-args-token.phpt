@@ -46,6 +46,9 @@ echo "-- ttl\n";
 show(fn () => chat_token('bob', 0));
 show(fn () => chat_token('bob', -5));
 show(fn () => strlen(chat_token('bob', 1)) > 0);
+show(fn () => strlen(chat_token('bob', 30 * 86400)) > 0);
+show(fn () => chat_token('bob', 30 * 86400 + 1));
+show(fn () => chat_token('bob', PHP_INT_MAX));
 
 echo "-- claims\n";
 show(fn () => chat_token('bob', 60, ['sub' => 'mallory']));
@@ -86,6 +89,9 @@ sub,exp,iat
 Chat\InvalidArgumentException: ttl must be at least 1 second, got 0
 Chat\InvalidArgumentException: ttl must be at least 1 second, got -5
 ok: true
+ok: true
+Chat\InvalidArgumentException: ttl is 2592001 seconds; the longest is 2592000 (30 days)
+Chat\InvalidArgumentException: ttl is 9223372036854775807 seconds; the longest is 2592000 (30 days)
 -- claims
 Chat\InvalidArgumentException: claim "sub" is set by chat_token itself and cannot be passed in $claims
 Chat\InvalidArgumentException: claim "exp" is set by chat_token itself and cannot be passed in $claims

@@ -90,6 +90,13 @@ impl Keys {
         format!("{}:{{g:{}}}:acked", self.ns, group)
     }
 
+    /// String: unix seconds of the user's last token revocation (`chat_kick` with
+    /// `revoke_tokens`); tokens issued at or before it are refused. Expires once every token
+    /// issued before it has expired anyway.
+    pub fn revoked(&self, uid: &str) -> String {
+        format!("{}:{{u:{}}}:revoked", self.ns, uid)
+    }
+
     /// Hash conversation -> sequence the user has read up to.
     pub fn read(&self, uid: &str) -> String {
         format!("{}:{{u:{}}}:read", self.ns, uid)

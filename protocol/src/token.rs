@@ -19,6 +19,24 @@ use crate::ids;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Longest lifetime `chat_token()` mints (30 days): a token cannot be taken back once handed
+/// out except by revoking every token of its user (`chat_kick(..., revoke_tokens: true)`), so
+/// one that lives for years is a credential nobody controls.
+pub const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// Whether a token issued at `iat` was revoked by a revocation at `revoked_at` (unix seconds):
+/// tokens issued in an earlier second are. A token from the revocation's own second passes, so
+/// that an app can revoke and at once mint the current device a new token (`iat` has whole
+/// seconds only); a stolen token would have to be minted in that same second. A token without
+/// `iat` (minted by another JWT library) is refused once its user has any revocation, since
+/// when it was issued is unknown.
+pub fn is_revoked(iat: Option<u64>, revoked_at: Option<u64>) -> bool {
+    match revoked_at {
+        None => false,
+        Some(at) => iat.is_none_or(|iat| iat < at),
+    }
+}
+
 /// Longest token accepted, so a hostile client cannot make us decode megabytes.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
@@ -62,6 +80,8 @@ pub enum TokenError {
     NotYetValid { nbf: u64, now: u64 },
     #[error("token subject: {0}")]
     BadSubject(#[from] ids::IdError),
+    #[error("ttl is {0} seconds; the longest is {MAX_TTL_SECS} (30 days)")]
+    TtlTooLong(u64),
     #[error("claim {0:?} is set by chat_token itself and cannot be passed in $claims")]
     ReservedClaim(String),
 }
@@ -94,6 +114,9 @@ pub fn claims_for(
         return Err(TokenError::ReservedClaim(k.to_owned()));
     }
     ids::validate("user id", uid)?;
+    if ttl_secs > MAX_TTL_SECS {
+        return Err(TokenError::TtlTooLong(ttl_secs));
+    }
     Ok(Claims { sub: uid.to_owned(), exp: now + ttl_secs, iat: Some(now), nbf: None, extra })
 }
 
@@ -192,7 +215,18 @@ mod tests {
         extra.insert("exp".into(), 5.into());
         assert_eq!(claims_for("a", 0, 1, extra), Err(TokenError::ReservedClaim("exp".into())));
         assert_eq!(sign(&claims(100), b""), Err(TokenError::NoSecret));
+        assert_eq!(claims_for("a", 0, MAX_TTL_SECS + 1, serde_json::Map::new()), Err(TokenError::TtlTooLong(MAX_TTL_SECS + 1)));
+        assert!(claims_for("a", 0, MAX_TTL_SECS, serde_json::Map::new()).is_ok());
         let t = sign(&claims(100), b"x").unwrap();
         assert_eq!(verify(&t, b"", 0, 0), Err(TokenError::NoSecret));
+    }
+
+    #[test]
+    fn tokens_issued_up_to_a_revocation_are_revoked() {
+        assert!(!is_revoked(Some(500), None));
+        assert!(!is_revoked(Some(500), Some(500)), "the same second passes: revoke, then mint anew");
+        assert!(is_revoked(Some(499), Some(500)));
+        assert!(!is_revoked(Some(501), Some(500)));
+        assert!(is_revoked(None, Some(1)), "no iat: unknown, so refused");
     }
 }

@@ -344,6 +344,19 @@ async fn send(State(app): State<Arc<App>>, Query(q): Query<SendQuery>, headers: 
         }
         Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request\n".into()),
     };
+    let revoked: redis::RedisResult<Option<u64>> = redis::cmd("GET").arg(app.keys.revoked(&claims.sub)).query_async(&mut app.redis.clone()).await;
+    match revoked {
+        Ok(at) if chat_protocol::token::is_revoked(claims.iat, at) => {
+            Metrics::inc(&app.metrics.auth_failures_total);
+            return reply(StatusCode::UNAUTHORIZED, ServerFrame::error(wire::error::BAD_TOKEN, "token revoked (chat_kick): get a new one from the app"));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            Metrics::inc(&app.metrics.redis_errors_total);
+            tracing::warn!(error = %e, "cannot check token revocation");
+            return reply(StatusCode::SERVICE_UNAVAILABLE, ServerFrame::error(wire::error::UNAVAILABLE, "chat backend unavailable; retry"));
+        }
+    }
     if !app.send_limits.take(&claims.sub) {
         Metrics::inc(&app.metrics.rate_limited_frames_total);
         let limit = app.settings.rate_limit;

@@ -102,3 +102,44 @@ mod base64_like {
         out
     }
 }
+
+#[tokio::test]
+async fn kick_with_revoke_tokens_refuses_earlier_tokens_everywhere_and_new_ones_work() {
+    let redis = Redis::start();
+    let sidecar = Sidecar::start(&redis);
+    let php = Php::new(&redis);
+    let old = php.token("mallory").await;
+    let iat = token::verify(&old, SECRET.as_bytes(), now(), 0).unwrap().iat.expect("chat_token writes iat");
+    let mut live = Client::connect(&sidecar.ws_url(&format!("token={old}"))).await;
+    assert_eq!(live.recv().await["type"], "welcome");
+    // Tokens from the revocation's own second pass (revoke, then mint the device a new one):
+    // wait for the clock to leave the old token's second.
+    chat_e2e::eventually("the clock to pass the old token's second", async || (now() > iat).then_some(())).await;
+
+    assert_eq!(php.json(r#"chat_kick("mallory", "banned", revoke_tokens: true)"#).await, 1);
+    assert_eq!(live.expect_close().await, (close::KICKED, "banned".to_owned()));
+
+    // The old token is refused in the URL, in an auth frame and by POST /send.
+    let mut again = Client::connect(&sidecar.ws_url(&format!("token={old}"))).await;
+    let (code, reason) = again.expect_close().await;
+    assert_eq!(code, close::BAD_TOKEN);
+    assert!(reason.contains("revoked"), "{reason}");
+    let mut by_frame = Client::connect(&sidecar.ws_url("")).await;
+    by_frame.send_text(&format!(r#"{{"type":"auth","token":"{old}"}}"#)).await;
+    assert_eq!(by_frame.expect_close().await.0, close::BAD_TOKEN);
+    let sent = chat_e2e::http::post_send(&sidecar.addr, &old, r#"{"type":"send","to":"bob","data":1}"#).await;
+    assert_eq!(sent.status, 401, "{}", sent.body);
+    assert!(!php.is_online("mallory").await);
+
+    // A token minted after the revocation connects and sends.
+    let new = php.token("mallory").await;
+    let mut fresh = Client::connect(&sidecar.ws_url(&format!("token={new}"))).await;
+    assert_eq!(fresh.recv().await["uid"], "mallory");
+    let sent = chat_e2e::http::post_send(&sidecar.addr, &new, r#"{"type":"send","to":"bob","data":1}"#).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+
+    // A kick without revoke_tokens leaves tokens alone.
+    assert_eq!(php.json(r#"chat_kick("mallory")"#).await, 1);
+    let mut back = Client::connect(&sidecar.ws_url(&format!("token={new}"))).await;
+    assert_eq!(back.recv().await["type"], "welcome");
+}

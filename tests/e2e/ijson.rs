@@ -5,7 +5,6 @@
 
 use chat_e2e::{Client, Php, Redis, Sidecar};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Each poison shape, as JSON text, with the rule the refusal must name.
 fn poisons() -> Vec<(&'static str, String)> {
@@ -21,16 +20,8 @@ fn poisons() -> Vec<(&'static str, String)> {
 
 /// `POST /send` with a bearer token; returns (status, body).
 async fn post_send(sidecar: &Sidecar, token: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(&sidecar.addr).await.unwrap();
-    let req = format!(
-        "POST /send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.unwrap();
-    let status = buf.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    let a = chat_e2e::http::post_send(&sidecar.addr, token, body).await;
+    (a.status, a.body)
 }
 
 #[tokio::test]

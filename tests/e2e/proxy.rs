@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use chat_e2e::caddy::Caddy;
+use chat_e2e::http::{http_to_host, Answer};
 use chat_e2e::nginx::{locations_file, Nginx};
 use chat_e2e::{url_encode, Client, Php, Redis, Sidecar, Sse, PATIENCE};
 use serde_json::{json, Value};
@@ -91,42 +92,9 @@ through_each_proxy!(
     chat_js_and_healthz_are_public_and_metrics_and_readyz_are_not,
 );
 
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-}
-
-/// One HTTP/1.0 request, read to the end of the connection.
+/// One HTTP/1.0 request naming the proxies' site.
 async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: chat.example.com\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(PATIENCE * 5, s.read_to_end(&mut buf)).await.expect("HTTP answer in time").unwrap();
-    // Lossy: a compressed body is checked by its headers only.
-    let buf = String::from_utf8_lossy(&buf);
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Answer { status, headers: head.to_owned(), body: body.to_owned() }
+    http_to_host(addr, "chat.example.com", method, path, headers, body).await
 }
 
 /// The node part of a connection name `<node id>-<n>`.

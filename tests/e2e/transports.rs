@@ -1,48 +1,14 @@
 //! SSE, long-polling and `POST /send`: the same authentication, order and resume as the
 //! WebSocket, over plain HTTP, against the real sidecar and real Redis.
 //!
-//! The HTTP here is written by hand on a TcpStream (HTTP/1.0, so bodies end with the
-//! connection): it keeps the test's view byte-exact, e.g. SSE ids and CORS headers.
+//! The HTTP here is written by hand (`chat_e2e::http`): the test's view stays byte-exact,
+//! e.g. SSE ids and CORS headers.
 
+use chat_e2e::http::{http, Answer};
 use chat_e2e::{eventually, url_encode, Client, Php, Redis, Sidecar, Sse, PATIENCE};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-}
-
-async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = String::new();
-    tokio::time::timeout(PATIENCE * 5, s.read_to_string(&mut buf)).await.expect("HTTP answer in time").unwrap();
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Answer { status, headers: head.to_owned(), body: body.to_owned() }
-}
 
 async fn poll(sidecar: &Sidecar, query: &str) -> Value {
     let a = http(&sidecar.addr, "GET", &format!("/poll?{query}"), &[], "").await;
@@ -56,7 +22,7 @@ fn messages(answer: &Value) -> Vec<Value> {
 }
 
 async fn post_send(sidecar: &Sidecar, token: &str, frame: &str) -> Answer {
-    http(&sidecar.addr, "POST", "/send", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], frame).await
+    chat_e2e::http::post_send(&sidecar.addr, token, frame).await
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod caddy;
 pub mod device;
+pub mod http;
 pub mod nginx;
 pub mod sentinel;
 

@@ -44,9 +44,9 @@ final class Client implements ClientInterface
         return array_map(Device::fromArray(...), \chat_user_devices($uid));
     }
 
-    public function kick(string|int $uid, ?string $reason = null): int
+    public function kick(string|int $uid, ?string $reason = null, bool $revokeTokens = false): int
     {
-        return \chat_kick($uid, $reason);
+        return \chat_kick($uid, $reason, $revokeTokens);
     }
 
     public function connectUrl(string $endpoint, string|int $uid, int $ttl = 3600, array $claims = []): string

@@ -84,13 +84,15 @@ interface ClientInterface
      * to reconnect by themselves.
      *
      * @param string|null $reason shown to the client; UTF-8, at most 123 bytes
+     * @param bool $revokeTokens also refuse every token of the user issued until now (logout
+     *                           everywhere, a banned account); tokens minted afterwards work
      * @return int how many live connections the user had
      *
      * @throws InvalidArgumentException bad uid or reason
      * @throws ConnectionException      Redis unreachable
      * @throws ChatException            bad setting or Redis error
      */
-    public function kick(string|int $uid, ?string $reason = null): int;
+    public function kick(string|int $uid, ?string $reason = null, bool $revokeTokens = false): int;
 
     /**
      * The URL a browser opens to connect as `$uid`: `$endpoint` with a fresh token appended as

@@ -60,15 +60,16 @@ namespace {
      *
      * @param string|int $uid the user the token is for (its sub claim): ASCII letters, digits and
      *     _ - . @ +, 1 to 128 bytes, case-sensitive; an int means its decimal string
-     * @param int $ttl lifetime in seconds, at least 1; exp = now + $ttl, iat = now
+     * @param int $ttl lifetime in seconds, from 1 to 2592000 (30 days); exp = now + $ttl, iat =
+     *     now
      * @param array<string, mixed> $claims extra claims, name => value: strings, ints, floats,
      *     booleans, null and arrays of these (nested at most 32 deep); sub, exp and iat are set by the
      *     function and refused here
      * @return string the token, header.payload.signature in base64url (at most 8 KiB, the most the
      *     sidecar accepts)
-     * @throws \Chat\InvalidArgumentException a bad $uid; $ttl < 1; a claim named sub, exp or iat,
-     *     an int claim name, or a claim holding an object, a resource, INF/NAN, invalid UTF-8 or
-     *     nesting too deep; claims too large for an 8 KiB token
+     * @throws \Chat\InvalidArgumentException a bad $uid; $ttl < 1 or over 30 days; a claim named
+     *     sub, exp or iat, an int claim name, or a claim holding an object, a resource, INF/NAN,
+     *     invalid UTF-8 or nesting too deep; claims too large for an 8 KiB token
      * @throws \Chat\ChatException chat.jwt_secret is empty
      */
     function chat_token(string|int $uid, int $ttl = 3600, array $claims = []): string {}
@@ -155,13 +156,16 @@ namespace {
     /**
      * Closes every live connection of $uid, on every node, with WebSocket close code 4004.
      *
-     * Clients are expected not to reconnect by themselves after 4004 (logout, ban). A token that
-     * is still valid can connect again, so also stop issuing tokens to a banned user.
+     * Clients are expected not to reconnect by themselves after 4004 (logout, ban). With
+     * $revoke_tokens every token of the user issued until now is refused from now on (close 4001,
+     * POST /send 401); tokens minted afterwards work.
      *
      * @param string|int $uid the user: ASCII letters, digits and _ - . @ +, 1 to 128 bytes,
      *     case-sensitive; an int means its decimal string
      * @param ?string $reason the close reason shown to the client: UTF-8, at most 123 bytes; null
      *     = empty
+     * @param bool $revoke_tokens also refuse every token of the user issued until now (logout
+     *     everywhere, a banned account)
      * @return int how many live connections the user had when the kick was sent
      * @throws \Chat\InvalidArgumentException a bad $uid; a reason longer than 123 bytes or not
      *     UTF-8
@@ -170,7 +174,7 @@ namespace {
      * @throws \Chat\ChatException a chat.* setting is not valid, or Redis refused the command
      *     (OOM, READONLY, ...)
      */
-    function chat_kick(string|int $uid, ?string $reason = null): int {}
+    function chat_kick(string|int $uid, ?string $reason = null, bool $revoke_tokens = false): int {}
 
     /**
      * Unread message counts of $uid, per conversation.

@@ -57,6 +57,10 @@ echo $devices[0]->id, ' ', $devices[0]->node, ' ', $devices[0]->device, ' ', $de
 date_default_timezone_set('Asia/Shanghai');
 echo $devices[0]->connectedSince()->format('Y-m-d H:i:s.v P'), "\n";
 var_dump($chat->kick('bob', 'logged out'));
+$before = time();
+var_dump($chat->kick('bob', 'banned', revokeTokens: true));
+$revokedAt = (int) $redis->command('GET', "$ns:{u:bob}:revoked");
+var_dump($revokedAt >= $before && $revokedAt <= time(), $redis->command('TTL', "$ns:{u:bob}:revoked") > 30 * 86400);
 
 echo "-- the extension's exceptions come through unchanged\n";
 show(fn () => $chat->push('not valid', 'x'));
@@ -74,7 +78,7 @@ final class RecordingChat implements ClientInterface
     public function isOnline(string|int $uid): bool { return false; }
     public function onlineCount(): int { return 0; }
     public function devices(string|int $uid): array { return []; }
-    public function kick(string|int $uid, ?string $reason = null): int { return 0; }
+    public function kick(string|int $uid, ?string $reason = null, bool $revokeTokens = false): int { return 0; }
     public function connectUrl(string $endpoint, string|int $uid, int $ttl = 3600, array $claims = []): string { return "$endpoint?token=token-$uid"; }
 }
 function notify_shipped(ClientInterface $chat, int $userId): void
@@ -115,6 +119,9 @@ bool(true)
 conn-1 node-1 phone websocket 1732230000123
 2024-11-22 07:00:00.123 +08:00
 int(1)
+int(1)
+bool(true)
+bool(true)
 -- the extension's exceptions come through unchanged
 Chat\InvalidArgumentException: user id contains ' '; allowed are ASCII letters, digits and _ - . @ +
 Chat\InvalidArgumentException: the kick reason is 200 bytes; a WebSocket close reason holds at most 123

@@ -115,7 +115,8 @@ pub fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: 
         stale: HashSet::new(),
     };
     // Only what the start needs, boxed: the claims and the handshake are not kept.
-    let opening = Box::new((hs.device, hs.cursors.unwrap_or_default()));
+    // A token's issue time, for the revocation check (None: no token yet, anonymous).
+    let opening = Box::new((hs.device, hs.cursors.unwrap_or_default(), claims.as_ref().map(|c| c.iat)));
     // An async block rather than an async fn: it uses what it captured in place, where an
     // async fn would keep its arguments and the locals they are moved into side by side, for
     // the whole life of the connection. Cold paths are boxed so that what an idle connection
@@ -123,8 +124,8 @@ pub fn run<T: Transport>(app: Arc<App>, mut transport: T, conn: ConnId, claims: 
     async move {
         let t = &mut transport;
         let started = {
-            let (device, cursors) = *opening;
-            Box::pin(session.start(t, &mut rx, &device, cursors)).await
+            let (device, cursors, issued) = *opening;
+            Box::pin(session.start(t, &mut rx, &device, cursors, issued)).await
         };
         let exit = match started {
             Ok(()) => {
@@ -181,7 +182,7 @@ impl Session {
 
     /// Joins the broadcast channel, then opens the user's conversations; an anonymous session
     /// only registers in the client index and says welcome without a user.
-    async fn start<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, device: &str, requested: Cursors) -> Result<(), Exit> {
+    async fn start<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, device: &str, requested: Cursors, issued: Option<Option<u64>>) -> Result<(), Exit> {
         let app = self.app.clone();
         // Refused at once while Redis is known to be down, rather than after timeouts.
         if !app.health.is_up() {
@@ -200,7 +201,7 @@ impl Session {
             tracing::debug!(conn = %self.conn_name(), transport = T::KIND, "connected anonymously");
             return Ok(());
         }
-        self.open_user(t, rx, device, unix_now_ms(), requested, false).await
+        self.open_user(t, rx, device, unix_now_ms(), requested, false, issued).await
     }
 
     fn conn_info(&self, transport: &str, device: &str, connected_at: u64) -> ConnInfo {
@@ -227,7 +228,10 @@ impl Session {
 
     /// Subscribes the user's conversations, registers presence (and, after `chat_bind`,
     /// answers the PHP call waiting for it: from here on the binding is effective), sends the
-    /// welcome frame, then replays everything after each starting cursor.
+    /// welcome frame, then replays everything after each starting cursor. `issued`: the issue
+    /// time of the token the session came with (`Some(None)`: a token without `iat`), checked
+    /// against the user's revocation; `None` for a connection the app bound itself.
+    #[allow(clippy::too_many_arguments)]
     async fn open_user<T: Transport>(
         &mut self,
         t: &mut T,
@@ -236,15 +240,25 @@ impl Session {
         connected_at: u64,
         requested: Cursors,
         answer_bind: bool,
+        issued: Option<Option<u64>>,
     ) -> Result<(), Exit> {
         let app = self.app.clone();
         let unavailable = |what: &str, e: &dyn std::fmt::Display| backend_down(&app, what, e);
         let mut redis = app.redis.clone();
-        let groups: HashMap<String, u64> = redis::cmd("HGETALL")
+        let (groups, revoked): (HashMap<String, u64>, Option<u64>) = redis::pipe()
+            .cmd("HGETALL")
             .arg(app.keys.groups(&self.uid))
+            .cmd("GET")
+            .arg(app.keys.revoked(&self.uid))
             .query_async(&mut redis)
             .await
             .map_err(|e| unavailable("cannot read the user's groups", &e))?;
+        if let Some(iat) = issued {
+            if token::is_revoked(iat, revoked) {
+                Metrics::inc(&app.metrics.auth_failures_total);
+                return Err(close_with(close::BAD_TOKEN, "token revoked (chat_kick): get a new one from the app"));
+            }
+        }
         // The inbox, then every group; a member never starts before the point they joined.
         let mut convs = vec![(Conversation::Inbox(self.uid.to_string()), 0)];
         convs.extend(groups.into_iter().filter_map(|(g, joined)| Some((Conversation::group(&g).ok()?, joined))));
@@ -452,7 +466,7 @@ impl Session {
             Ok(ClientFrame::Auth { token, cursors }) => {
                 // Like a token in the URL: a bad one ends the connection with the same close.
                 let claims = verify_token(&self.app, &token)?;
-                Box::pin(self.on_bind(t, rx, Arc::from(claims.sub.as_str()), cursors.unwrap_or_default(), false)).await?;
+                Box::pin(self.on_bind(t, rx, Arc::from(claims.sub.as_str()), cursors.unwrap_or_default(), false, Some(claims.iat))).await?;
                 Ok(None)
             }
             Ok(_) => Ok(Some(ServerFrame::error(
@@ -468,7 +482,7 @@ impl Session {
 
     /// `chat_bind` (`reply`: a PHP call waits for the answer) or an `auth` frame: an anonymous
     /// session becomes `uid`'s. A session that already has a user only answers.
-    async fn on_bind<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, uid: Arc<str>, cursors: Cursors, reply: bool) -> Result<(), Exit> {
+    async fn on_bind<T: Transport>(&mut self, t: &mut T, rx: &mut Inbox, uid: Arc<str>, cursors: Cursors, reply: bool, issued: Option<Option<u64>>) -> Result<(), Exit> {
         if chat_protocol::ids::validate("user id", &uid).is_err() {
             tracing::warn!(conn = %self.conn_name(), "ignoring a bind to an invalid user id");
             return Ok(());
@@ -482,7 +496,7 @@ impl Session {
         // The anonymous registration is replaced by the user's (same connection id).
         self.uid = uid;
         tracing::debug!(conn = %self.conn_name(), uid = %self.uid, "bound");
-        Box::pin(self.open_user(t, rx, &unbound.device, unbound.connected_at, cursors, reply)).await
+        Box::pin(self.open_user(t, rx, &unbound.device, unbound.connected_at, cursors, reply, issued)).await
     }
 
     /// Tells the `chat_bind` call waiting for `uid` whether this connection is now its.
@@ -641,7 +655,7 @@ impl Session {
                 Outbound::Kick(reason) => return Err(self.kicked(&reason)),
                 Outbound::Joined { group, seq } => Box::pin(self.joined(&group, seq)).await?,
                 Outbound::Left { group } => self.left(&group),
-                Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true)).await?,
+                Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true, None)).await?,
                 Outbound::Heartbeat => Box::pin(t.heartbeat()).await?,
             }
         }
@@ -675,7 +689,7 @@ impl Session {
                 self.stale.extend(self.cursors.keys().cloned());
                 Ok(())
             }
-            Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true)).await,
+            Outbound::Bind(uid) => Box::pin(self.on_bind(t, rx, uid, Cursors::new(), true, None)).await,
             Outbound::Heartbeat => Box::pin(t.heartbeat()).await,
         }
     }
